@@ -1,0 +1,6 @@
+"""sktvae: Topographic VAEs (Keller & Welling, NeurIPS 2021) as scikit-learn estimators."""
+
+from ._estimator import VAE, TopographicVAE
+
+__all__ = ["TopographicVAE", "VAE"]
+__version__ = "0.1.0.dev0"

@@ -1,0 +1,356 @@
+"""What ``TopographicVAE`` and ``VAE`` share: validation, training through skorch, and the
+batched inference behind ``transform``, ``inverse_transform``, ``score_samples`` and
+``sample``.
+
+Data flow: ``fit(X)`` -> ``validate_data`` -> rows reshaped to ``(n, S, F)`` -> skorch
+net (``net_``) -> module -> ``NegativeELBO``. Subclasses only say which module to build
+(``_build_module``) and how to name the latent features (``_latent_feature_names``).
+"""
+
+import math
+from abc import abstractmethod
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, TransformerMixin, clone
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+
+from ._net import NegativeELBO, StopOnNonFiniteLoss, TVAENet
+
+_OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
+               "sgd": torch.optim.SGD}
+# Inference works in chunks of about this many decoded frames, so memory stays bounded
+# however many sequences are scored (10 000 MNIST sequences need no more than a chunk).
+_FRAMES_PER_CHUNK = 8192
+
+
+class _BaseVAE(TransformerMixin, BaseEstimator):
+    """Base class of the sequence VAEs; not for direct use."""
+
+    _parameter_constraints = {
+        "sequence_length": [Interval(Integral, 1, None, closed="left")],
+        "likelihood": [StrOptions({"bernoulli", "gaussian"})],
+        "hidden_layer_sizes": ["array-like"],
+        "n_importance_samples": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "max_epochs": [Interval(Integral, 0, None, closed="left")],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "optimizer": [StrOptions(set(_OPTIMIZERS)), type],
+        "callbacks": [list, None],
+        "train_split": [callable, None],
+        "device": [str, torch.device],
+        "warm_start": ["boolean"],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    # --- what subclasses provide ---------------------------------------------------
+    @abstractmethod
+    def _build_module(self, n_features):
+        """The torch module for frames of ``n_features`` values."""
+
+    @abstractmethod
+    def _latent_feature_names(self):
+        """Names of one frame's latent values."""
+
+    @property
+    @abstractmethod
+    def _n_latent(self):
+        """Latent values per frame."""
+
+    def _check_params(self):
+        """Checks across parameters, after ``_validate_params``; subclasses extend it."""
+        sizes = np.asarray(self.hidden_layer_sizes)
+        if sizes.ndim != 1 or sizes.size == 0 or not np.issubdtype(sizes.dtype, np.integer) \
+                or (sizes < 1).any():
+            raise ValueError(
+                "hidden_layer_sizes must be a non-empty sequence of positive integers, "
+                f"e.g. (512, 512); got {self.hidden_layer_sizes!r}.")
+        if isinstance(self.optimizer, type) \
+                and not issubclass(self.optimizer, torch.optim.Optimizer):
+            raise TypeError(
+                "optimizer must be 'adam', 'adamw', 'sgd' or a torch.optim.Optimizer "
+                f"subclass; got {self.optimizer!r}.")
+
+    # --- input handling -------------------------------------------------------------
+    def _validate_X(self, X, reset):
+        """Validate ``X`` and return it as a ``(n, S, F)`` float32 tensor (a view)."""
+        if not reset:
+            check_is_fitted(self, "net_")
+        X = validate_data(self, X, reset=reset, dtype=np.float32)
+        S = self.sequence_length
+        if X.shape[1] % S:
+            raise ValueError(
+                f"X has {X.shape[1]} features, which is not divisible by "
+                f"sequence_length={S}: a row must hold {S} frames of equal size, "
+                "concatenated in time order.")
+        if self.likelihood == "bernoulli" and X.size and (X.min() < 0 or X.max() > 1):
+            raise ValueError(
+                f"likelihood='bernoulli' needs X in [0, 1]; got values in "
+                f"[{X.min():.4g}, {X.max():.4g}]. Scale X (e.g. with "
+                "sklearn.preprocessing.MinMaxScaler) or use likelihood='gaussian'.")
+        if not X.flags.writeable:  # torch cannot wrap read-only memory
+            X = X.copy()
+        return torch.from_numpy(X).view(X.shape[0], S, X.shape[1] // S)
+
+    def _seed(self, random_state):
+        return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+
+    # --- training -------------------------------------------------------------------
+    def _make_net(self, module):
+        optimizer = self.optimizer
+        extra = {}
+        if isinstance(optimizer, str):
+            if optimizer == "sgd":  # the paper's optimizer
+                extra["optimizer__momentum"] = 0.9
+            optimizer = _OPTIMIZERS[optimizer]
+        callbacks = [("stop_on_non_finite", StopOnNonFiniteLoss())]
+        callbacks += [clone(cb, safe=False) for cb in self.callbacks or []]
+        return TVAENet(
+            module=module, criterion=NegativeELBO, optimizer=optimizer, lr=self.lr,
+            max_epochs=self.max_epochs, batch_size=self.batch_size,
+            iterator_train__shuffle=True, train_split=self.train_split,
+            callbacks=callbacks, device=self.device, verbose=self.verbose, **extra)
+
+    def fit(self, X, y=None):
+        """Fit the model to sequences ``X`` by maximising the ELBO.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_sequences, n_features)
+            One row per sequence: ``sequence_length`` frames concatenated in time order.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        self._validate_params()
+        self._check_params()
+        first_fit = not (self.warm_start and hasattr(self, "net_"))
+        X = self._validate_X(X, reset=first_fit)
+        return self._train(X, epochs=self.max_epochs, initialize=first_fit)
+
+    def partial_fit(self, X, y=None):
+        """Train for one epoch on ``X``, initialising the model on the first call.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_sequences, n_features)
+            Sequences, as for :meth:`fit`.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : object
+            The estimator, trained one more epoch.
+        """
+        first_fit = not hasattr(self, "net_")
+        if first_fit:
+            self._validate_params()
+            self._check_params()
+        X = self._validate_X(X, reset=first_fit)
+        return self._train(X, epochs=1, initialize=first_fit)
+
+    def _train(self, X, epochs, initialize):
+        seed = self._seed(self.random_state)
+        # A private RNG stream: the same seed gives the same fit, and the caller's global
+        # torch RNG is left as it was.
+        with torch.random.fork_rng(devices=self._cuda_devices()):
+            torch.manual_seed(seed)
+            if initialize:
+                self.n_features_per_frame_ = X.shape[2]
+                self.net_ = self._make_net(self._build_module(X.shape[2]))
+                self.net_.initialize()
+            self.net_.fit_loop(X, None, epochs=epochs)
+        self.history_ = self.net_.history
+        return self
+
+    def _cuda_devices(self):
+        device = torch.device(self.device)
+        return [device.index or 0] if device.type == "cuda" else []
+
+    # --- batched inference ------------------------------------------------------------
+    def _batches(self, n, frames_per_row):
+        """Row slices of at most ``_FRAMES_PER_CHUNK`` frames (at least one row)."""
+        step = max(1, _FRAMES_PER_CHUNK // frames_per_row)
+        return (slice(i, i + step) for i in range(0, n, step))
+
+    def _inference(self):
+        """Context for inference: eval mode, no autograd."""
+        check_is_fitted(self, "net_")
+        self.net_.module_.eval()
+        return torch.inference_mode()
+
+    def transform(self, X):
+        """The latent ``t`` of every frame from the posterior means (deterministic).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_sequences, n_features)
+            Sequences, as for :meth:`fit`.
+
+        Returns
+        -------
+        T : ndarray of shape (n_sequences, sequence_length * n_latent)
+            Latents ordered by frame, then latent index (for a TVAE: capsule, then
+            capsule dimension).
+        """
+        X = self._validate_X(X, reset=False)
+        module, device = self.net_.module_, self.net_.device
+        out = np.empty((X.shape[0], self.sequence_length * self._n_latent), np.float32)
+        with self._inference():
+            for rows in self._batches(len(X), self.sequence_length):
+                z_mean, _, u_mean, _ = module.encode(X[rows].to(device))
+                out[rows] = module.latent(z_mean, u_mean).flatten(1).cpu().numpy()
+        return out
+
+    def inverse_transform(self, X):
+        """Decode latents: the decoder's mean ``E[x | t]`` for every frame.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_sequences, sequence_length * n_latent)
+            Latents as returned by :meth:`transform`.
+
+        Returns
+        -------
+        X_original : ndarray of shape (n_sequences, n_features_in_)
+            The decoded sequences.
+        """
+        check_is_fitted(self, "net_")
+        T = check_array(X, dtype=np.float32)
+        n_t = self.sequence_length * self._n_latent
+        if T.shape[1] != n_t:
+            raise ValueError(
+                f"X has {T.shape[1]} features, but inverse_transform expects {n_t} "
+                f"(sequence_length={self.sequence_length} frames of {self._n_latent} "
+                "latent values, the output of transform).")
+        T = torch.from_numpy(np.array(T, copy=not T.flags.writeable))
+        T = T.view(len(T), self.sequence_length, self._n_latent)
+        return self._decode_batched(T)
+
+    def _decode_batched(self, T):
+        """Decoder means of ``(n, S, n_latent)`` latents as ``(n, n_features_in_)``."""
+        module, device = self.net_.module_, self.net_.device
+        out = np.empty((T.shape[0], self.n_features_in_), np.float32)
+        with self._inference():
+            for rows in self._batches(len(T), self.sequence_length):
+                x_mean = module.mean(module.decode(T[rows].to(device)))
+                out[rows] = x_mean.flatten(1).cpu().numpy()
+        return out
+
+    def score_samples(self, X):
+        """Importance-sampled log-likelihood log p(x) of each whole sequence, in nats.
+
+        The estimate is ``log (1/K) sum_k w_k`` with ``K = n_importance_samples`` joint
+        samples of all latents of a sequence drawn from the posterior. The encoders run
+        once per frame; the K samples are decoded in one batch. The noise comes from
+        ``random_state`` and is shared by all rows, so a row's score does not depend on
+        the other rows or the batching, and repeated calls agree. The estimate is a
+        lower bound in expectation that tightens as K grows.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_sequences, n_features)
+            Sequences, as for :meth:`fit`.
+
+        Returns
+        -------
+        log_likelihood : ndarray of shape (n_sequences,)
+            Estimated log p(x) per sequence (divide by ``sequence_length`` for a
+            per-frame figure).
+        """
+        X = self._validate_X(X, reset=False)
+        module, device = self.net_.module_, self.net_.device
+        K, S, n = self.n_importance_samples, self.sequence_length, self._n_latent
+        generator = torch.Generator().manual_seed(self._seed(self.random_state))
+        eps_z = torch.randn(K, S, n, generator=generator).to(device)
+        eps_u = torch.randn(K, S, n, generator=generator).to(device)
+        out = np.empty(len(X), np.float64)
+        with self._inference():
+            for rows in self._batches(len(X), K * S):
+                log_w = module.log_importance_weights(X[rows].to(device), eps_z, eps_u)
+                log_px = torch.logsumexp(log_w.double(), dim=0) - math.log(K)
+                out[rows] = log_px.cpu().numpy()
+        return out
+
+    def score(self, X, y=None):
+        """Mean importance-sampled log-likelihood of the sequences in ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_sequences, n_features)
+            Sequences, as for :meth:`fit`.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        score : float
+            Mean of :meth:`score_samples`; higher is better, so model selection tools
+            rank models by held-out likelihood.
+        """
+        return float(np.mean(self.score_samples(X)))
+
+    def sample(self, n_samples=1, random_state=None):
+        """Generate sequences from the prior: the decoder's mean for prior latents.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of sequences to generate.
+        random_state : int, RandomState instance or None, default=None
+            Seed of the prior draws; an int gives the same sequences every call.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features_in_)
+            Generated sequences (``E[x | t]`` per frame, e.g. pixel probabilities).
+        """
+        check_is_fitted(self, "net_")
+        if not isinstance(n_samples, Integral) or isinstance(n_samples, bool) \
+                or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
+        generator = torch.Generator().manual_seed(self._seed(random_state))
+        shape = (n_samples, self.sequence_length, self._n_latent)
+        z = torch.randn(shape, generator=generator)
+        u = torch.randn(shape, generator=generator)
+        module = self.net_.module_
+        with self._inference():
+            t = module.latent(z.to(self.net_.device), u.to(self.net_.device)).cpu()
+        return self._decode_batched(t)
+
+    # --- sklearn plumbing -------------------------------------------------------------
+    def get_feature_names_out(self, input_features=None):
+        """Names of the features of :meth:`transform`'s output.
+
+        Parameters
+        ----------
+        input_features : None
+            Ignored; present for API consistency.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+            ``frame{l}_`` followed by the latent's name within the frame.
+        """
+        check_is_fitted(self, "net_")
+        per_frame = self._latent_feature_names()
+        return np.asarray([f"frame{l}_{name}" for l in range(self.sequence_length)
+                           for name in per_frame], dtype=object)
+
+    @property
+    def _n_features_out(self):
+        return self.sequence_length * self._n_latent
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        return tags

@@ -1,0 +1,160 @@
+"""The PyTorch model: Gaussian encoders, a decoder and the topographic latent, in one place.
+
+One module serves both estimators. A batch is ``(B, S, F)``: B sequences of S frames of F
+features. Encoders and decoder see frames independently; only the topographic operator
+(``sktvae._topography.Topography``) mixes frames. With ``topography=None`` the model is a
+plain VAE with ``t = z`` and a standard-normal prior.
+"""
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+def mlp(sizes):
+    """ReLU MLP through ``sizes`` with no activation after the last layer."""
+    layers = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        if i:
+            layers.append(nn.ReLU())
+        layers.append(nn.Linear(n_in, n_out))
+    return nn.Sequential(*layers)
+
+
+def gaussian_kl(mean, logvar):
+    """KL(N(mean, exp(logvar)) || N(0, 1)), summed over all but the batch axis."""
+    kl = 0.5 * (mean * mean + logvar.exp() - 1.0 - logvar)
+    return kl.flatten(1).sum(1)
+
+
+def standard_normal_log_prob(x):
+    """log N(x; 0, 1) summed over the last axis."""
+    return -0.5 * (x * x + _LOG_2PI).sum(-1)
+
+
+def normal_log_prob(x, mean, logvar):
+    """log N(x; mean, exp(logvar)) summed over the last axis."""
+    return -0.5 * ((x - mean) ** 2 * torch.exp(-logvar) + logvar + _LOG_2PI).sum(-1)
+
+
+class GaussianEncoder(nn.Module):
+    """q(latent | frame): an MLP to the mean and log-variance of a diagonal Gaussian."""
+
+    def __init__(self, n_features, hidden_layer_sizes, n_latent):
+        super().__init__()
+        self.net = mlp([n_features, *hidden_layer_sizes, 2 * n_latent])
+
+    def forward(self, x):
+        mean, logvar = self.net(x).chunk(2, dim=-1)
+        return mean, logvar
+
+
+class TopographicVAEModule(nn.Module):
+    """Encoders q(z|x), q(u|x), decoder p(x|t) and the map (z, u) -> t.
+
+    Parameters
+    ----------
+    n_features : int
+        Features of one frame.
+    n_latent : int
+        Latent values per frame (``n_capsules * capsule_dim`` for a TVAE).
+    hidden_layer_sizes : tuple of int
+        Encoder hidden sizes; the decoder mirrors them.
+    likelihood : {"bernoulli", "gaussian"}
+        Bernoulli decodes logits; Gaussian decodes means with a learned per-feature
+        log-variance.
+    topography : Topography or None
+        ``None`` gives the plain VAE (``t = z``, no ``u``).
+    """
+
+    def __init__(self, n_features, n_latent, hidden_layer_sizes=(512, 256),
+                 likelihood="bernoulli", topography=None):
+        super().__init__()
+        hidden = tuple(hidden_layer_sizes)
+        self.likelihood = likelihood
+        self.n_latent = n_latent
+        self.encoder_z = GaussianEncoder(n_features, hidden, n_latent)
+        self.encoder_u = (GaussianEncoder(n_features, hidden, n_latent)
+                          if topography is not None else None)
+        self.topography = topography
+        self.decoder = mlp([n_latent, *hidden[::-1], n_features])
+        if likelihood == "gaussian":
+            self.x_logvar = nn.Parameter(torch.zeros(n_features))
+
+    # --- the pieces -------------------------------------------------------------
+    def encode(self, x):
+        """Posterior parameters: four ``(B, S, n_latent)`` tensors (``u`` ones ``None``)."""
+        z_mean, z_logvar = self.encoder_z(x)
+        if self.encoder_u is None:
+            return z_mean, z_logvar, None, None
+        u_mean, u_logvar = self.encoder_u(x)
+        return z_mean, z_logvar, u_mean, u_logvar
+
+    def latent(self, z, u):
+        """t from z and u; ``(..., S, n_latent)`` with any leading batch axes."""
+        if self.topography is None:
+            return z
+        lead = z.shape[:-2]
+        t = self.topography(z.reshape(-1, *z.shape[-2:]), u.reshape(-1, *u.shape[-2:]))
+        return t.view(*lead, *t.shape[-2:])
+
+    def decode(self, t):
+        """The decoder's output: Bernoulli logits or Gaussian means, ``(..., F)``."""
+        return self.decoder(t)
+
+    def mean(self, x_param):
+        """E[x | t] from the decoder output."""
+        return torch.sigmoid(x_param) if self.likelihood == "bernoulli" else x_param
+
+    def log_likelihood(self, x, x_param):
+        """log p(x | t) per frame, ``(..., S)``."""
+        if self.likelihood == "bernoulli":
+            return -F.binary_cross_entropy_with_logits(
+                x_param, x.expand_as(x_param), reduction="none").sum(-1)
+        return normal_log_prob(x, x_param, self.x_logvar)
+
+    # --- the objective ------------------------------------------------------------
+    def forward(self, x):
+        """One-sample ELBO terms of each sequence: ``(log p(x|t), KL)``, both ``(B,)``.
+
+        ``x`` is ``(B, S, F)``. The reparameterised samples make both terms
+        differentiable; their difference summed over frames is the ELBO.
+        """
+        z_mean, z_logvar, u_mean, u_logvar = self.encode(x)
+        z = z_mean + torch.randn_like(z_mean) * torch.exp(0.5 * z_logvar)
+        kl = gaussian_kl(z_mean, z_logvar)
+        u = None
+        if u_mean is not None:
+            u = u_mean + torch.randn_like(u_mean) * torch.exp(0.5 * u_logvar)
+            kl = kl + gaussian_kl(u_mean, u_logvar)
+        x_param = self.decode(self.latent(z, u))
+        return self.log_likelihood(x, x_param).sum(-1), kl
+
+    def log_importance_weights(self, x, eps_z, eps_u=None):
+        """log p(x, z, u) - log q(z, u | x) of each sequence for given noise.
+
+        ``x`` is ``(B, S, F)``; ``eps_z`` and ``eps_u`` are ``(K, S, n_latent)``
+        standard-normal draws shared by every sequence of the batch (common random
+        numbers, so a row's estimate does not depend on its batch). The encoders run
+        once; the K samples are decoded in one batch. Returns ``(K, B)``.
+        """
+        z_mean, z_logvar, u_mean, u_logvar = self.encode(x)
+        z, log_w = self._reparameterise(z_mean, z_logvar, eps_z)
+        u = None
+        if u_mean is not None:
+            u, log_w_u = self._reparameterise(u_mean, u_logvar, eps_u)
+            log_w = log_w + log_w_u
+        x_param = self.decode(self.latent(z, u))  # (K, B, S, F)
+        return log_w + self.log_likelihood(x, x_param).sum(-1)
+
+    @staticmethod
+    def _reparameterise(mean, logvar, eps):
+        """Samples ``(K, B, S, n)`` and their ``log p - log q`` summed per sequence."""
+        std = torch.exp(0.5 * logvar)
+        sample = mean + eps[:, None] * std
+        log_q = normal_log_prob(sample, mean, logvar).sum(-1)
+        return sample, standard_normal_log_prob(sample).sum(-1) - log_q

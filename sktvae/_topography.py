@@ -1,0 +1,102 @@
+"""The topographic operator: t = (z - mu) / sqrt(W * u^2).
+
+W sums u^2 over a neighbourhood of each latent: frames ``l - L .. l + L`` (the temporal
+window ``L``, circular in time because a sequence is one whole cycle of a transformation)
+and ``K`` neighbouring dimensions of the same capsule (circular along the capsule).
+With *shifting* coherence the capsule window at time offset ``delta`` is centred on
+``d + delta``, so a pattern that rolls one capsule dimension per frame shares one scale:
+that is the inductive bias that makes capsules equivariant. *Stationary* coherence
+(the paper's BubbleVAE) does not shift the window.
+
+W is fixed, so it is a buffer: one banded ``(n_offsets, n_dim_offsets)`` kernel applied
+to every capsule by a single ``conv2d`` over the circularly padded (time, capsule dim)
+plane of the whole batch.
+"""
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def temporal_offsets(sequence_length, temporal_window):
+    """Frame offsets ``delta`` covered by the temporal window, as ``(first, last)``.
+
+    The window is ``-L .. L``. When ``2L + 1`` frames would cover a cycle of
+    ``sequence_length`` frames more than once (``L = S/2`` with even ``S``), it is cut to
+    ``S`` frames, ``-L .. S - 1 - L``, so that no frame is counted twice (the reference
+    code's 18-frame kernel for ``S = 18``).
+    """
+    last = min(temporal_window, sequence_length - 1 - temporal_window)
+    return -temporal_window, last
+
+
+def topographic_kernel(sequence_length, temporal_window, capsule_window, shifting):
+    """The fixed weights W as a ``(n_time, n_dim)`` 0/1 kernel for ``conv2d``.
+
+    Row ``i`` is time offset ``delta = first + i``; column ``j`` is capsule-dim offset
+    ``k = j - pad_dim``. ``W[i, j] = 1`` where ``|k - shift * delta| <= K'`` with
+    ``K = 2K' + 1`` and ``shift = 1`` for shifting coherence, ``0`` for stationary.
+    """
+    first, last = temporal_offsets(sequence_length, temporal_window)
+    half = capsule_window // 2
+    deltas = torch.arange(first, last + 1)
+    reach = half + (max(-first, last) if shifting else 0)
+    ks = torch.arange(-reach, reach + 1)
+    centre = deltas[:, None] * int(shifting)
+    return ((ks[None, :] - centre).abs() <= half).float()
+
+
+class Topography(nn.Module):
+    """Maps the two Gaussian latents ``z`` and ``u`` of every frame to ``t``.
+
+    Parameters
+    ----------
+    n_capsules, capsule_dim : int
+        The latent of one frame is ``n_capsules`` circular capsules of ``capsule_dim``.
+    sequence_length : int
+        Frames per sequence ``S``; time is circular.
+    temporal_window : int
+        ``L``: frames ``l - L .. l + L`` share their scale; ``0`` for none.
+    capsule_window : int
+        ``K`` (odd): neighbouring capsule dimensions that share their scale.
+    shifting : bool
+        Shift the capsule window by the time offset (TVAE) or not (BubbleVAE).
+    mu_init : float
+        Initial value of the learned scalar ``mu``.
+    eps : float
+        Added inside the square root for stability (the reference value).
+    """
+
+    def __init__(self, n_capsules, capsule_dim, sequence_length, temporal_window,
+                 capsule_window, shifting=True, mu_init=0.0, eps=1e-6):
+        super().__init__()
+        self.n_capsules = n_capsules
+        self.capsule_dim = capsule_dim
+        self.sequence_length = sequence_length
+        self.eps = eps
+        self.mu = nn.Parameter(torch.tensor(float(mu_init)))
+        kernel = topographic_kernel(sequence_length, temporal_window, capsule_window,
+                                    shifting)
+        self.register_buffer("kernel", kernel[None, None], persistent=False)
+        first, last = temporal_offsets(sequence_length, temporal_window)
+        pad_dim = (kernel.shape[1] - 1) // 2
+        # Circular padding as an index: works for windows wider than the axis itself.
+        self.register_buffer(
+            "time_index", torch.arange(first, sequence_length + last) % sequence_length,
+            persistent=False)
+        self.register_buffer(
+            "dim_index", torch.arange(-pad_dim, capsule_dim + pad_dim) % capsule_dim,
+            persistent=False)
+
+    def neighbourhood_sum(self, u_sq):
+        """``W * u^2``: ``(B, S, C*D)`` -> ``(B, S, C*D)``, one conv for the whole batch."""
+        B, S, _ = u_sq.shape
+        C, D = self.n_capsules, self.capsule_dim
+        plane = u_sq.view(B, S, C, D).permute(0, 2, 1, 3).reshape(B * C, 1, S, D)
+        plane = plane.index_select(2, self.time_index).index_select(3, self.dim_index)
+        out = F.conv2d(plane, self.kernel)  # (B*C, 1, S, D)
+        return out.view(B, C, S, D).permute(0, 2, 1, 3).reshape(B, S, C * D)
+
+    def forward(self, z, u):
+        """``t = (z - mu) / sqrt(W * u^2 + eps)``; ``z``, ``u``: ``(B, S, C*D)``."""
+        return (z - self.mu) * torch.rsqrt(self.neighbourhood_sum(u * u) + self.eps)

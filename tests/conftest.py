@@ -1,0 +1,34 @@
+import numpy as np
+import pytest
+
+from sktvae import VAE, TopographicVAE
+
+TINY = dict(hidden_layer_sizes=(16,), batch_size=8, max_epochs=2)
+
+
+def tiny_tvae(**params):
+    """A TopographicVAE small enough to fit in well under a second."""
+    defaults = dict(n_capsules=2, capsule_dim=4, sequence_length=4, temporal_window=1,
+                    random_state=0, **TINY)
+    return TopographicVAE(**{**defaults, **params})
+
+
+def tiny_vae(**params):
+    return VAE(**{**dict(n_components=4, sequence_length=4, random_state=0, **TINY),
+                  **params})
+
+
+def rolling_sequences(n, S=4, D=4, C=2, seed=0):
+    """Binary toy data: in each frame a bump rolls one step per frame along D pixels."""
+    rng = np.random.default_rng(seed)
+    X = np.zeros((n, S, C, D), np.float32)
+    start = rng.integers(0, D, size=(n, C))
+    for l in range(S):
+        for c in range(C):
+            X[np.arange(n), l, c, (start[:, c] + l) % D] = 1.0
+    return X.reshape(n, -1)
+
+
+@pytest.fixture
+def X():
+    return np.random.default_rng(0).random((24, 4 * 6)).astype(np.float32)

@@ -1,0 +1,95 @@
+"""Bad input gets a clear ValueError/TypeError; nothing is silently changed."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.exceptions import NotFittedError
+
+from conftest import tiny_tvae, tiny_vae
+
+
+@pytest.mark.parametrize("bad, match", [
+    (np.full((4, 24), np.nan), "NaN"),
+    (np.full((4, 24), np.inf), "infinity"),
+    (np.zeros(24), "Expected 2D array"),
+    (np.zeros((4, 4, 6)), "dim 3"),
+])
+def test_invalid_arrays(bad, match):
+    with pytest.raises(ValueError, match=match):
+        tiny_tvae().fit(bad)
+
+
+def test_sparse_and_strings():
+    with pytest.raises(TypeError, match="[Ss]parse"):
+        tiny_tvae().fit(sp.csr_matrix(np.ones((4, 24))))
+    with pytest.raises(ValueError, match="convert"):
+        tiny_tvae().fit(np.array([["a"] * 24] * 4))
+
+
+def test_features_not_divisible_by_sequence_length():
+    with pytest.raises(ValueError, match=r"25 features.*sequence_length=4"):
+        tiny_tvae().fit(np.zeros((4, 25)))
+
+
+def test_bernoulli_needs_unit_interval():
+    X = np.random.default_rng(0).normal(size=(4, 24))
+    with pytest.raises(ValueError, match="MinMaxScaler.*likelihood='gaussian'"):
+        tiny_tvae().fit(X)
+    tiny_tvae(likelihood="gaussian").fit(X)  # accepted as it is
+
+
+@pytest.mark.parametrize("method", ["transform", "score_samples", "score",
+                                    "inverse_transform"])
+@pytest.mark.parametrize("make", [tiny_tvae, tiny_vae])
+def test_not_fitted(make, method):
+    with pytest.raises(NotFittedError):
+        getattr(make(), method)(np.zeros((2, 24)))
+    with pytest.raises(NotFittedError):
+        make().sample(2)
+
+
+def test_wrong_number_of_features_after_fit(X):
+    est = tiny_tvae().fit(X)
+    with pytest.raises(ValueError, match="24 features"):
+        est.transform(np.zeros((2, 28)))
+    with pytest.raises(ValueError, match=r"inverse_transform expects 32"):
+        est.inverse_transform(np.zeros((2, 8)))
+
+
+@pytest.mark.parametrize("params, match", [
+    (dict(capsule_window=2), "capsule_window must be odd"),
+    (dict(capsule_window=5), "capsule_window must be odd and at most capsule_dim=4"),
+    (dict(temporal_window=3), "temporal_window must be at most sequence_length // 2 = 2"),
+    (dict(hidden_layer_sizes=(16, 0)), "hidden_layer_sizes"),
+    (dict(hidden_layer_sizes=()), "hidden_layer_sizes"),
+    (dict(coherence="rolling"), "coherence"),
+    (dict(lr=0.0), "lr"),
+    (dict(n_capsules=0), "n_capsules"),
+    (dict(likelihood="poisson"), "likelihood"),
+    (dict(optimizer="rmsprop"), "optimizer"),
+])
+def test_bad_hyper_parameters(X, params, match):
+    with pytest.raises(ValueError, match=match):
+        tiny_tvae(**params).fit(X)
+
+
+def test_optimizer_class_must_be_a_torch_optimizer(X):
+    with pytest.raises(TypeError, match="optimizer"):
+        tiny_tvae(optimizer=dict).fit(X)
+    import torch
+
+    tiny_tvae(optimizer=torch.optim.RMSprop).fit(X)
+
+
+def test_sample_count(X):
+    est = tiny_tvae().fit(X)
+    for bad in (0, -1, 1.5, "3"):
+        with pytest.raises(ValueError, match="n_samples"):
+            est.sample(bad)
+
+
+def test_diverging_loss_stops_with_epoch_and_advice():
+    X = np.random.default_rng(0).normal(size=(16, 8)) * 1e30
+    est = tiny_tvae(sequence_length=2, likelihood="gaussian", lr=1e3, max_epochs=3)
+    with pytest.raises(FloatingPointError, match=r"epoch 1.*lower learning rate"):
+        est.fit(X)

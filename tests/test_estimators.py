@@ -1,0 +1,190 @@
+"""Behaviour of TopographicVAE and VAE: shapes, determinism, persistence, likelihood."""
+
+import io
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from skorch.callbacks import EpochScoring
+
+from conftest import rolling_sequences, tiny_tvae, tiny_vae
+from sktvae import VAE, TopographicVAE
+
+
+@pytest.mark.parametrize("make, n_latent", [(tiny_tvae, 8), (tiny_vae, 4)])
+def test_shapes(X, make, n_latent):
+    est = make().fit(X)
+    T = est.transform(X)
+    assert T.shape == (24, 4 * n_latent) and T.dtype == np.float32
+    assert est.inverse_transform(T).shape == X.shape
+    assert est.score_samples(X).shape == (24,)
+    assert np.isfinite(est.score(X))
+    assert est.sample(3, random_state=0).shape == (3, X.shape[1])
+    assert est.n_features_in_ == 24 and est.n_features_per_frame_ == 6
+    assert len(est.get_feature_names_out()) == T.shape[1]
+
+
+def test_inverse_transform_is_in_unit_interval_for_bernoulli(X):
+    est = tiny_tvae().fit(X)
+    Xr = est.inverse_transform(est.transform(X))
+    assert Xr.min() >= 0 and Xr.max() <= 1
+
+
+def test_feature_names_and_pandas_output(X):
+    pd = pytest.importorskip("pandas")
+    est = tiny_tvae().fit(X)
+    names = est.get_feature_names_out()
+    assert names[0] == "frame0_capsule0_dim0" and names[-1] == "frame3_capsule1_dim3"
+    out = est.set_output(transform="pandas").transform(X)
+    assert isinstance(out, pd.DataFrame) and list(out.columns) == list(names)
+
+
+@pytest.mark.parametrize("make", [tiny_tvae, tiny_vae])
+def test_same_seed_same_results(X, make):
+    a, b = make().fit(X), make().fit(X)
+    np.testing.assert_array_equal(a.transform(X), b.transform(X))
+    np.testing.assert_array_equal(a.score_samples(X), b.score_samples(X))
+    np.testing.assert_array_equal(a.sample(2, random_state=1), b.sample(2, random_state=1))
+    c = make(random_state=1).fit(X)
+    assert not np.array_equal(a.transform(X), c.transform(X))
+
+
+def test_fit_leaves_global_torch_rng_alone(X):
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    tiny_tvae().fit(X)
+    torch.testing.assert_close(torch.rand(3), expected)
+
+
+def test_score_samples_does_not_depend_on_batching(X, monkeypatch):
+    est = tiny_tvae().fit(X)
+    whole = est.score_samples(X)
+    monkeypatch.setattr("sktvae._base._FRAMES_PER_CHUNK", 7)  # forces 1-row chunks
+    np.testing.assert_allclose(est.score_samples(X), whole, rtol=1e-5)
+    np.testing.assert_allclose(est.score_samples(X[5:9]), whole[5:9], rtol=1e-5)
+
+
+def test_clone_and_get_params():
+    est = tiny_tvae(coherence="stationary")
+    params = clone(est).get_params()
+    assert params["coherence"] == "stationary" and params["n_capsules"] == 2
+    assert set(params) >= {"temporal_window", "capsule_window", "mu_init", "lr",
+                           "optimizer", "callbacks", "train_split", "device"}
+
+
+@pytest.mark.parametrize("make", [tiny_tvae, tiny_vae])
+def test_joblib_round_trip_gives_identical_outputs(X, make):
+    est = make().fit(X)
+    buffer = io.BytesIO()
+    joblib.dump(est, buffer)
+    buffer.seek(0)
+    loaded = joblib.load(buffer)
+    np.testing.assert_array_equal(loaded.transform(X), est.transform(X))
+    np.testing.assert_array_equal(loaded.score_samples(X), est.score_samples(X))
+
+
+def test_history_and_verbose(X, capsys):
+    est = tiny_tvae(verbose=1, max_epochs=3).fit(X)
+    assert len(est.history_) == 3
+    assert "train_loss" in capsys.readouterr().out
+
+
+def test_train_split_and_user_callbacks(X):
+    from skorch.dataset import ValidSplit
+
+    scoring = EpochScoring(lambda net, X, y: 1.0, name="dummy", on_train=True)
+    est = tiny_tvae(train_split=ValidSplit(4), callbacks=[scoring]).fit(X)
+    assert "valid_loss" in est.history_[-1] and est.history_[-1]["dummy"] == 1.0
+    # The user's callback object is copied, not mutated by fit.
+    assert all(cb is not scoring for _, cb in est.net_.callbacks_)
+
+
+def test_fit_on_rolling_pattern_learns_structure():
+    """The loss falls well below that of independent per-pixel Bernoullis."""
+    X = rolling_sequences(128)
+    p = X.mean(0)
+    marginal_entropy = -(p * np.log(p) + (1 - p) * np.log(1 - p)).sum()
+    est = tiny_tvae(hidden_layer_sizes=(64,), max_epochs=40, lr=3e-3).fit(X)
+    losses = est.history_[:, "train_loss"]
+    assert losses[-1] < losses[0] - 5
+    assert losses[-1] < marginal_entropy - 2
+
+
+def test_warm_start_and_partial_fit_continue_training(X):
+    est = tiny_tvae(warm_start=True).fit(X)
+    before = est.transform(X)
+    est.fit(X)
+    assert len(est.history_) == 4
+    assert not np.array_equal(est.transform(X), before)
+    est2 = tiny_tvae()
+    est2.partial_fit(X).partial_fit(X)
+    assert len(est2.history_) == 2
+
+
+def test_vae_scores_sum_over_frames(X):
+    """A VAE's sequence score is the sum of its frames' scores."""
+    est = tiny_vae(sequence_length=4).fit(X)
+    per_frame = VAE(**{**est.get_params(), "sequence_length": 1})
+    per_frame.n_features_in_ = 6
+    per_frame.net_ = est.net_
+    # Different noise per frame position, so compare in expectation: large K.
+    est.set_params(n_importance_samples=500)
+    per_frame.set_params(n_importance_samples=500)
+    frames = per_frame.score_samples(X.reshape(-1, 6)).reshape(-1, 4).sum(1)
+    np.testing.assert_allclose(est.score_samples(X), frames, rtol=0.02)
+
+
+def elbo_terms(est, X, n_draws):
+    """Monte-Carlo mean of the one-sample ELBO from the training forward pass."""
+    x = torch.from_numpy(X).view(len(X), est.sequence_length, -1)
+    module = est.net_.module_.eval()
+    with torch.no_grad():
+        return np.mean([(lambda r: (r[0] - r[1]).numpy())(module(x))
+                        for _ in range(n_draws)], axis=0)
+
+
+def test_one_importance_sample_is_the_elbo_in_expectation(X):
+    est = tiny_tvae(max_epochs=5).fit(X)
+    elbo = elbo_terms(est, X, 400)
+    est.set_params(n_importance_samples=1)
+    scores = np.array([est.set_params(random_state=s).score_samples(X)
+                       for s in range(400)])
+    stderr = scores.std(0).mean() / np.sqrt(400)
+    assert abs(scores.mean() - elbo.mean()) < 4 * stderr + 0.05
+
+
+def test_more_importance_samples_tighten_the_bound():
+    X = rolling_sequences(64)
+    est = tiny_tvae(max_epochs=10, hidden_layer_sizes=(32,), lr=3e-3).fit(X)
+    one = np.mean([est.set_params(n_importance_samples=1, random_state=s).score(X)
+                   for s in range(20)])
+    many = est.set_params(n_importance_samples=200).score(X)
+    assert many > one
+
+
+def test_sample_uses_its_own_random_state(X):
+    est = tiny_tvae().fit(X)
+    assert np.array_equal(est.sample(2, random_state=3), est.sample(2, random_state=3))
+    assert not np.array_equal(est.sample(2, random_state=3), est.sample(2, random_state=4))
+
+
+def test_gaussian_likelihood_on_real_valued_data():
+    X = np.random.default_rng(0).normal(size=(24, 8)) * 5
+    est = tiny_tvae(sequence_length=2, temporal_window=1, likelihood="gaussian").fit(X)
+    assert np.isfinite(est.score(X))
+    assert "x_logvar" in dict(est.net_.module_.named_parameters())
+
+
+def test_paper_sized_module_layers():
+    """The paper's MNIST model: 2352 -> 972 -> 648 -> 2 x 324 per encoder, mirrored."""
+    est = TopographicVAE(hidden_layer_sizes=(972, 648))
+    module = est._build_module(3 * 28 * 28)
+    shapes = [tuple(p.shape) for n, p in module.encoder_z.named_parameters()
+              if n.endswith("weight")]
+    assert shapes == [(972, 2352), (648, 972), (648, 648)]
+    shapes = [tuple(p.shape) for n, p in module.decoder.named_parameters()
+              if n.endswith("weight")]
+    assert shapes == [(648, 324), (972, 648), (2352, 972)]

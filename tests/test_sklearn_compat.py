@@ -1,0 +1,30 @@
+"""scikit-learn's estimator checks on tiny models."""
+
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from sktvae import VAE, TopographicVAE
+
+TINY = dict(hidden_layer_sizes=(8,), max_epochs=2, batch_size=8, random_state=0)
+
+# The checks feed real-valued data, negative values included, which the default
+# Bernoulli likelihood rightly refuses with a ValueError (tests/test_errors.py), so they
+# run on Gaussian-likelihood instances; the Bernoulli path shares all the code but that
+# range check and is covered by tests/test_estimators.py.
+
+
+def _expected_failures(estimator):
+    if isinstance(estimator, TopographicVAE):
+        return {"check_methods_subset_invariance":
+                "float32 matmuls round differently for different batch sizes, so "
+                "score_samples on a subset differs in the 7th significant digit"}
+    return {}
+
+
+@parametrize_with_checks(
+    [TopographicVAE(n_capsules=2, capsule_dim=3, sequence_length=1, likelihood="gaussian",
+                    **TINY),
+     VAE(n_components=2, likelihood="gaussian", **TINY)],
+    expected_failed_checks=_expected_failures,
+)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
