@@ -1,4 +1,8 @@
-"""sktvae: Topographic VAEs (Keller & Welling, NeurIPS 2021) as scikit-learn estimators."""
+"""sktvae: Topographic VAEs (Keller & Welling, NeurIPS 2021) as scikit-learn estimators.
+
+Public modules: ``sktvae.metrics`` (equivariance measures), ``sktvae.datasets`` (digits,
+MNIST) and ``sktvae.plotting`` (figures; needs matplotlib).
+"""
 
 from ._estimator import VAE, TopographicVAE
 from ._sequences import SequenceTransformer

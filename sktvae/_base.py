@@ -233,17 +233,38 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
                 f"(sequence_length={self.sequence_length} frames of {self._n_latent} "
                 "latent values, the output of transform).")
         T = torch.from_numpy(np.array(T, copy=not T.flags.writeable))
-        T = T.view(len(T), self.sequence_length, self._n_latent)
-        return self._decode_batched(T)
+        return self._decode(T.view(len(T), self.sequence_length, self._n_latent))
 
-    def _decode_batched(self, T):
-        """Decoder means of ``(n, S, n_latent)`` latents as ``(n, n_features_in_)``."""
+    def _decode(self, T):
+        """Decoder means of latents ``(n, k, n_latent)`` as ``(n, k * n_features)``."""
         module, device = self.net_.module_, self.net_.device
-        out = np.empty((T.shape[0], self.n_features_in_), np.float32)
+        n, k, _ = T.shape
+        out = np.empty((n, k * self.n_features_per_frame_), np.float32)
         with self._inference():
-            for rows in self._batches(len(T), self.sequence_length):
+            for rows in self._batches(n, k):
                 x_mean = module.mean(module.decode(T[rows].to(device)))
                 out[rows] = x_mean.flatten(1).cpu().numpy()
+        return out
+
+    def _encode_frames(self, X_frames):
+        """t of single frames, each encoded on its own: ``(n, F)`` -> ``(n, n_latent)``.
+
+        No other frame enters the latent; for a TVAE the frame's unseen neighbours are
+        assumed to follow the prior's roll (``Topography.frame_alone``).
+        """
+        check_is_fitted(self, "net_")
+        X_frames = check_array(X_frames, dtype=np.float32)
+        if X_frames.shape[1] != self.n_features_per_frame_:
+            raise ValueError(
+                f"X has {X_frames.shape[1]} features, but one frame has "
+                f"{self.n_features_per_frame_} (n_features_in_ / sequence_length).")
+        module, device = self.net_.module_, self.net_.device
+        X_frames = torch.from_numpy(X_frames)
+        out = np.empty((len(X_frames), self._n_latent), np.float32)
+        with self._inference():
+            for rows in self._batches(len(X_frames), self.sequence_length):
+                t = module.latent_frame_alone(X_frames[rows].to(device))
+                out[rows] = t.cpu().numpy()
         return out
 
     def score_samples(self, X):
@@ -325,7 +346,7 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
         module = self.net_.module_
         with self._inference():
             t = module.latent(z.to(self.net_.device), u.to(self.net_.device)).cpu()
-        return self._decode_batched(t)
+        return self._decode(t)
 
     # --- sklearn plumbing -------------------------------------------------------------
     def get_feature_names_out(self, input_features=None):

@@ -2,7 +2,10 @@
 
 from numbers import Integral, Real
 
+import numpy as np
+import torch
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_array, check_is_fitted
 
 from ._base import _BaseVAE
 from ._model import TopographicVAEModule
@@ -178,6 +181,72 @@ class TopographicVAE(_BaseVAE):
     def _latent_feature_names(self):
         return [f"capsule{c}_dim{d}" for c in range(self.n_capsules)
                 for d in range(self.capsule_dim)]
+
+    def roll(self, T, shift):
+        """Roll every capsule of latents ``T`` by ``shift`` dimensions.
+
+        With shifting coherence a transformation of the input by one step of its cycle
+        becomes a roll by one dimension, so ``inverse_transform(roll(T, k))`` shows the
+        input transformed ``k`` steps further (the paper's capsule traversals).
+
+        Parameters
+        ----------
+        T : array-like of shape (n_samples, k * n_capsules * capsule_dim)
+            Latents of ``k`` frames each, e.g. the output of :meth:`transform`.
+        shift : int or array-like of int of shape (n_samples,)
+            Steps to roll by, the same for all rows or one per row.
+
+        Returns
+        -------
+        T_rolled : ndarray of the same shape as ``T``
+            ``T_rolled[..., d] = T[..., d - shift]`` within each capsule.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sktvae import TopographicVAE
+        >>> tvae = TopographicVAE(n_capsules=1, capsule_dim=4)
+        >>> tvae.roll(np.array([[1.0, 2.0, 3.0, 4.0]]), 1)
+        array([[4., 1., 2., 3.]])
+        """
+        T = check_array(T)
+        D = self.capsule_dim
+        if T.shape[1] % D:
+            raise ValueError(f"T has {T.shape[1]} features, not a whole number of "
+                             f"capsules of capsule_dim={D}.")
+        shift = np.broadcast_to(np.asarray(shift), (len(T),))
+        if not np.issubdtype(shift.dtype, np.integer):
+            raise TypeError(f"shift must be integers; got dtype {shift.dtype}.")
+        capsules = T.reshape(len(T), -1, D)
+        index = (np.arange(D)[None, :] - shift[:, None]) % D  # (n, D)
+        return np.take_along_axis(capsules, index[:, None, :], axis=2).reshape(T.shape)
+
+    def predict_sequence(self, X_first_frames, n_steps=None):
+        """Encode single frames and decode their future by rolling the capsules.
+
+        Each frame is encoded on its own (it is shown as a constant sequence, so the
+        latent holds no other frame), its capsules are rolled by ``0 .. n_steps - 1``,
+        and each roll is decoded: the frames the model expects next.
+
+        Parameters
+        ----------
+        X_first_frames : array-like of shape (n_samples, n_features_per_frame_)
+            One frame per row.
+        n_steps : int, default=None
+            Frames to generate; ``None`` means ``sequence_length``.
+
+        Returns
+        -------
+        X_pred : ndarray of shape (n_samples, n_steps * n_features_per_frame_)
+            Predicted frames in time order; frame 0 is the reconstruction.
+        """
+        check_is_fitted(self, "net_")
+        n_steps = self.sequence_length if n_steps is None else n_steps
+        if not isinstance(n_steps, Integral) or n_steps < 1:
+            raise ValueError(f"n_steps must be a positive integer; got {n_steps!r}.")
+        t0 = self._encode_frames(X_first_frames)
+        rolled = np.stack([self.roll(t0, k) for k in range(n_steps)], axis=1)
+        return self._decode(torch.from_numpy(rolled))
 
     def _build_module(self, n_features):
         topography = Topography(

@@ -102,6 +102,13 @@ class TopographicVAEModule(nn.Module):
         t = self.topography(z.reshape(-1, *z.shape[-2:]), u.reshape(-1, *u.shape[-2:]))
         return t.view(*lead, *t.shape[-2:])
 
+    def latent_frame_alone(self, x):
+        """t of single frames ``(B, F)`` from their posterior means, each on its own."""
+        z_mean, _, u_mean, _ = self.encode(x)
+        if self.topography is None:
+            return z_mean
+        return self.topography.frame_alone(z_mean, u_mean)
+
     def decode(self, t):
         """The decoder's output: Bernoulli logits or Gaussian means, ``(..., F)``."""
         return self.decoder(t)

@@ -1,0 +1,27 @@
+"""Plots return figures with the expected panels (Agg backend, nothing shown)."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+
+from conftest import tiny_tvae, tiny_vae  # noqa: E402
+from sktvae.plotting import (  # noqa: E402
+    plot_capsule_roll,
+    plot_topographic_map,
+    plot_training_curves,
+)
+
+
+def test_plots(X):
+    tvae = tiny_tvae(max_epochs=3).fit(X)
+    fig = plot_capsule_roll(tvae, X, (2, 3), n_sequences=2)
+    assert len(fig.axes) == 2 * 2 * 4
+    assert fig.axes[0].get_ylabel() == "true"
+    fig = plot_topographic_map(tvae, X, sequence=1)
+    assert len(fig.axes) == 4
+    assert fig.axes[0].images[0].get_array().shape == (2, 4)
+    ax = plot_training_curves(tvae, tiny_vae().fit(X), labels=["tvae", "vae"])
+    assert [line.get_label() for line in ax.lines] == ["tvae train_loss", "vae train_loss"]
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), tvae.history_[:, "train_loss"])
