@@ -77,10 +77,14 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
 
     # --- input handling -------------------------------------------------------------
     def _validate_X(self, X, reset):
-        """Validate ``X`` and return it as a ``(n, S, F)`` float32 tensor (a view)."""
+        """Validate ``X`` and return it as a ``(n, S, F)`` tensor (a view, no copy).
+
+        float16 input stays float16 (half the memory of float32; each batch is converted
+        on its way into the model); anything else becomes float32.
+        """
         if not reset:
             check_is_fitted(self, "net_")
-        X = validate_data(self, X, reset=reset, dtype=np.float32)
+        X = validate_data(self, X, reset=reset, dtype=[np.float32, np.float16])
         S = self.sequence_length
         if X.shape[1] % S:
             raise ValueError(
@@ -168,7 +172,9 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
                 self.n_features_per_frame_ = X.shape[2]
                 self.net_ = self._make_net(self._build_module(X.shape[2]))
                 self.net_.initialize()
-            self.net_.fit_loop(X, None, epochs=epochs)
+            # skorch's partial_fit: callbacks' on_train_begin/end run, and Ctrl-C stops
+            # cleanly after the last completed batch, leaving a usable estimator.
+            self.net_.partial_fit(X, None, epochs=epochs)
         self.history_ = self.net_.history
         return self
 
@@ -189,7 +195,10 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
         return torch.inference_mode()
 
     def transform(self, X):
-        """The latent ``t`` of every frame from the posterior means (deterministic).
+        """The latent ``t`` of every frame from the posterior (deterministic).
+
+        ``z`` is taken at its posterior mean and ``u^2`` at its posterior expectation
+        (``u`` enters ``t`` only through ``u^2``), so ``transform`` involves no noise.
 
         Parameters
         ----------
@@ -207,8 +216,7 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
         out = np.empty((X.shape[0], self.sequence_length * self._n_latent), np.float32)
         with self._inference():
             for rows in self._batches(len(X), self.sequence_length):
-                z_mean, _, u_mean, _ = module.encode(X[rows].to(device))
-                out[rows] = module.latent(z_mean, u_mean).flatten(1).cpu().numpy()
+                out[rows] = module.latent_mean(X[rows].to(device)).flatten(1).cpu().numpy()
         return out
 
     def inverse_transform(self, X):
@@ -263,7 +271,7 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
         out = np.empty((len(X_frames), self._n_latent), np.float32)
         with self._inference():
             for rows in self._batches(len(X_frames), self.sequence_length):
-                t = module.latent_frame_alone(X_frames[rows].to(device))
+                t = module.latent_mean(X_frames[rows].to(device), frame_alone=True)
                 out[rows] = t.cpu().numpy()
         return out
 

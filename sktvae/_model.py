@@ -102,12 +102,21 @@ class TopographicVAEModule(nn.Module):
         t = self.topography(z.reshape(-1, *z.shape[-2:]), u.reshape(-1, *u.shape[-2:]))
         return t.view(*lead, *t.shape[-2:])
 
-    def latent_frame_alone(self, x):
-        """t of single frames ``(B, F)`` from their posterior means, each on its own."""
-        z_mean, _, u_mean, _ = self.encode(x)
+    def latent_mean(self, x, frame_alone=False):
+        """Deterministic t: ``z`` at its posterior mean and ``u^2`` at its posterior
+        expectation ``E[u^2] = mean^2 + var`` (``u`` enters t only through ``u^2``; its
+        mean alone would read a broad posterior as ``u = 0``).
+
+        ``x`` is ``(B, S, F)``, or ``(B, F)`` with ``frame_alone=True`` for single
+        frames encoded with no sequence around them.
+        """
+        z_mean, _, u_mean, u_logvar = self.encode(x.float())
         if self.topography is None:
             return z_mean
-        return self.topography.frame_alone(z_mean, u_mean)
+        u_sq = u_mean * u_mean + u_logvar.exp()
+        if frame_alone:
+            return self.topography.frame_alone(z_mean, u_sq)
+        return self.topography.from_squares(z_mean, u_sq)
 
     def decode(self, t):
         """The decoder's output: Bernoulli logits or Gaussian means, ``(..., F)``."""
@@ -131,6 +140,7 @@ class TopographicVAEModule(nn.Module):
         ``x`` is ``(B, S, F)``. The reparameterised samples make both terms
         differentiable; their difference summed over frames is the ELBO.
         """
+        x = x.float()  # float16 data is converted batch by batch
         z_mean, z_logvar, u_mean, u_logvar = self.encode(x)
         z = z_mean + torch.randn_like(z_mean) * torch.exp(0.5 * z_logvar)
         kl = gaussian_kl(z_mean, z_logvar)
@@ -149,6 +159,7 @@ class TopographicVAEModule(nn.Module):
         numbers, so a row's estimate does not depend on its batch). The encoders run
         once; the K samples are decoded in one batch. Returns ``(K, B)``.
         """
+        x = x.float()
         z_mean, z_logvar, u_mean, u_logvar = self.encode(x)
         z, log_w = self._reparameterise(z_mean, z_logvar, eps_z)
         u = None

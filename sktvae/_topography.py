@@ -100,21 +100,25 @@ class Topography(nn.Module):
 
     def forward(self, z, u):
         """``t = (z - mu) / sqrt(W * u^2 + eps)``; ``z``, ``u``: ``(B, S, C*D)``."""
-        return (z - self.mu) * torch.rsqrt(self.neighbourhood_sum(u * u) + self.eps)
+        return self.from_squares(z, u * u)
 
-    def frame_alone(self, z, u):
-        """t of single frames with no sequence around them; ``z``, ``u``: ``(B, C*D)``.
+    def from_squares(self, z, u_sq):
+        """t given ``u^2`` (or its posterior expectation ``E[u^2]``)."""
+        return (z - self.mu) * torch.rsqrt(self.neighbourhood_sum(u_sq) + self.eps)
+
+    def frame_alone(self, z, u_sq):
+        """t of single frames with no sequence around them; ``z``, ``u_sq``: ``(B, C*D)``.
 
         The unseen neighbours' ``u`` are taken to be what the prior rewards: ``u`` rolled
         one capsule dimension per frame (shifting) or unchanged (stationary). The frame
         then gets the same number of terms in its window as in training, and its
         latent holds nothing about any other frame.
         """
-        B, n = u.shape
+        B, n = u_sq.shape
         S, C, D = self.sequence_length, self.n_capsules, self.capsule_dim
-        steps = torch.arange(S, device=u.device)[:, None] * int(self.shifting)
-        index = (torch.arange(D, device=u.device)[None, :] - steps) % D  # (S, D)
-        u_seq = u.view(B, 1, C, D).expand(B, S, C, D)
+        steps = torch.arange(S, device=u_sq.device)[:, None] * int(self.shifting)
+        index = (torch.arange(D, device=u_sq.device)[None, :] - steps) % D  # (S, D)
+        u_seq = u_sq.view(B, 1, C, D).expand(B, S, C, D)
         u_seq = u_seq.gather(3, index.view(1, S, 1, D).expand(B, S, C, D))
         z_seq = z.view(B, 1, n).expand(B, S, n)
-        return self(z_seq, u_seq.reshape(B, S, n))[:, 0]
+        return self.from_squares(z_seq, u_seq.reshape(B, S, n))[:, 0]

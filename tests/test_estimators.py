@@ -188,3 +188,31 @@ def test_paper_sized_module_layers():
     shapes = [tuple(p.shape) for n, p in module.decoder.named_parameters()
               if n.endswith("weight")]
     assert shapes == [(648, 324), (972, 648), (2352, 972)]
+
+
+def test_float16_input_stays_float16_and_matches_float32(X):
+    """float16 sequences (half the memory) give the same model as their float32 copy."""
+    X16 = X.astype(np.float16)
+    a = tiny_tvae().fit(X16)
+    b = tiny_tvae().fit(X16.astype(np.float32))
+    assert a._validate_X(X16, reset=False).dtype == torch.float16
+    np.testing.assert_allclose(a.transform(X16), b.transform(X16.astype(np.float32)),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_interrupted_fit_leaves_a_usable_estimator_that_can_continue(X):
+    """Ctrl-C (KeyboardInterrupt) during fit stops cleanly, as in skorch."""
+    from skorch.callbacks import Callback
+
+    class Interrupt(Callback):
+        def on_epoch_end(self, net, **kwargs):
+            if len(net.history) == 2:
+                raise KeyboardInterrupt
+
+    est = tiny_tvae(max_epochs=5, callbacks=[Interrupt()], warm_start=True).fit(X)
+    assert len(est.history_) == 2
+    assert np.isfinite(est.score(X)) and est.transform(X).shape == (24, 32)
+    est.set_params(callbacks=None, max_epochs=1).fit(X)  # warm start continues
+    assert len(est.history_) == 3
+    est.partial_fit(X)
+    assert len(est.history_) == 4

@@ -82,7 +82,7 @@ def test_frame_alone_uses_no_other_frame(X):
     u_sq = (u * u).view(3, 2, 4)
     window = sum(torch.roll(u_sq, k, dims=-1) for k in (-1, 0, 1)).view(3, 8)  # K = 3
     expected = (z - topo.mu) / torch.sqrt(3 * window + topo.eps)  # 2L + 1 = 3 frames
-    torch.testing.assert_close(topo.frame_alone(z, u), expected)
+    torch.testing.assert_close(topo.frame_alone(z, u * u), expected)
 
 
 @pytest.fixture(scope="module")
