@@ -8,14 +8,20 @@ With *shifting* coherence the capsule window at time offset ``delta`` is centred
 that is the inductive bias that makes capsules equivariant. *Stationary* coherence
 (the paper's BubbleVAE) does not shift the window.
 
-W is fixed, so it is a buffer: one banded ``(n_offsets, n_dim_offsets)`` kernel applied
-to every capsule by a single ``conv2d`` over the circularly padded (time, capsule dim)
-plane of the whole batch.
+W is fixed, so it is a buffer. It is linear on each capsule's (time, capsule dim) plane,
+so for the usual sizes it is applied as one dense ``(S*D, S*D)`` 0/1 matrix to every
+capsule plane of the batch: a single GEMM, which CPUs and GPUs run near their peak
+(a single-channel ``conv2d`` with the banded kernel computes the same sums several times
+slower). Planes larger than ``_MAX_MATRIX_SIDE`` use that ``conv2d`` instead, over the
+circularly padded plane. The matrix is built by applying the conv to a basis, so the
+two paths agree by construction.
 """
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+_MAX_MATRIX_SIDE = 2048  # S*D above which the (S*D)^2 matrix would outgrow the conv
 
 
 def temporal_offsets(sequence_length, temporal_window):
@@ -88,15 +94,28 @@ class Topography(nn.Module):
         self.register_buffer(
             "dim_index", torch.arange(-pad_dim, capsule_dim + pad_dim) % capsule_dim,
             persistent=False)
+        side = sequence_length * capsule_dim
+        matrix = None
+        if side <= _MAX_MATRIX_SIDE:
+            basis = torch.eye(side).view(side, sequence_length, capsule_dim)
+            matrix = self._conv_planes(basis).reshape(side, side)  # row: input (l', d')
+        self.register_buffer("matrix", matrix, persistent=False)
+
+    def _conv_planes(self, planes):
+        """W * u^2 on ``(N, S, D)`` planes by a conv over the circularly padded plane."""
+        padded = planes.index_select(1, self.time_index).index_select(2, self.dim_index)
+        return F.conv2d(padded[:, None], self.kernel)[:, 0]
 
     def neighbourhood_sum(self, u_sq):
-        """``W * u^2``: ``(B, S, C*D)`` -> ``(B, S, C*D)``, one conv for the whole batch."""
+        """``W * u^2``: ``(B, S, C*D)`` -> ``(B, S, C*D)``, one op for the whole batch."""
         B, S, _ = u_sq.shape
         C, D = self.n_capsules, self.capsule_dim
-        plane = u_sq.view(B, S, C, D).permute(0, 2, 1, 3).reshape(B * C, 1, S, D)
-        plane = plane.index_select(2, self.time_index).index_select(3, self.dim_index)
-        out = F.conv2d(plane, self.kernel)  # (B*C, 1, S, D)
-        return out.view(B, C, S, D).permute(0, 2, 1, 3).reshape(B, S, C * D)
+        planes = u_sq.view(B, S, C, D).transpose(1, 2)  # (B, C, S, D)
+        if self.matrix is not None:
+            out = planes.reshape(B * C, S * D) @ self.matrix
+        else:
+            out = self._conv_planes(planes.reshape(B * C, S, D))
+        return out.view(B, C, S, D).transpose(1, 2).reshape(B, S, C * D)
 
     def forward(self, z, u):
         """``t = (z - mu) / sqrt(W * u^2 + eps)``; ``z``, ``u``: ``(B, S, C*D)``."""

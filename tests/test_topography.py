@@ -40,6 +40,19 @@ def test_neighbourhood_sum_matches_naive_loop(S, L, C, D, K, shifting):
     np.testing.assert_allclose(got.reshape(2, S, C, D).numpy(), expected, rtol=1e-5)
 
 
+def test_matrix_and_conv_paths_agree(monkeypatch):
+    u_sq = torch.rand(3, 6, 2 * 5)
+    topo = Topography(2, 5, 6, 2, 3)
+    assert topo.matrix is not None
+    by_matrix = topo.neighbourhood_sum(u_sq)
+    topo.matrix = None  # the conv path, used for planes too large for a matrix
+    torch.testing.assert_close(topo.neighbourhood_sum(u_sq), by_matrix)
+    monkeypatch.setattr("sktvae._topography._MAX_MATRIX_SIDE", 10)
+    assert Topography(2, 5, 6, 2, 3).matrix is None
+    expected = naive_neighbourhood_sum(u_sq.view(3, 6, 2, 5).numpy(), 2, 3, True)
+    np.testing.assert_allclose(by_matrix.view(3, 6, 2, 5).numpy(), expected, rtol=1e-5)
+
+
 def test_window_counts_each_neighbour_once():
     S, L, C, D, K = 18, 9, 2, 18, 3
     topo = Topography(C, D, S, L, K)
