@@ -110,6 +110,11 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
         if isinstance(optimizer, str):
             if optimizer == "sgd":  # the paper's optimizer
                 extra["optimizer__momentum"] = 0.9
+            elif torch.device(self.device).type in ("cpu", "cuda"):
+                # One fused kernel for the whole update: on 2 CPU cores Adam's per-tensor
+                # loop took 23 ms of an 82 ms paper-sized step, the fused one 5 ms. Same
+                # update up to float rounding; pass the class to opt out.
+                extra["optimizer__fused"] = True
             optimizer = _OPTIMIZERS[optimizer]
         callbacks = [("stop_on_non_finite", StopOnNonFiniteLoss())]
         callbacks += [clone(cb, safe=False) for cb in self.callbacks or []]

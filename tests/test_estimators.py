@@ -216,3 +216,13 @@ def test_interrupted_fit_leaves_a_usable_estimator_that_can_continue(X):
     assert len(est.history_) == 3
     est.partial_fit(X)
     assert len(est.history_) == 4
+
+
+def test_fused_adam_gives_the_same_model_as_plain_adam(X):
+    """The fast path (fused Adam for optimizer='adam') changes no result."""
+    fused = tiny_tvae(max_epochs=3).fit(X)
+    assert fused.net_.optimizer_.defaults["fused"]
+    plain = tiny_tvae(max_epochs=3, optimizer=torch.optim.Adam).fit(X)
+    assert not plain.net_.optimizer_.defaults.get("fused")
+    np.testing.assert_allclose(fused.transform(X), plain.transform(X), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(fused.score_samples(X), plain.score_samples(X), rtol=1e-4)

@@ -1,0 +1,87 @@
+"""Helpers the benchmarks share: the paper's MNIST model sizes, FLOP counts, timing, RSS."""
+
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+MNIST = ROOT.parent / "shared" / "datasets" / "mnist.npz"
+
+# The paper's MNIST setting (issue: 18 capsules x 18 dims, S = 18, 3x28x28 frames).
+S, C, D = 18, 18, 18
+N_FEATURES = 3 * 28 * 28
+HIDDEN = (972, 648)
+
+
+def layer_shapes(n_features=N_FEATURES, hidden=HIDDEN, n_latent=C * D):
+    """(in, out) of every Linear layer: two encoders and the mirrored decoder."""
+    enc = list(zip([n_features, *hidden], [*hidden, 2 * n_latent]))
+    dec = list(zip([n_latent, *hidden[::-1]], [*hidden[::-1], n_features]))
+    return enc + enc + dec
+
+
+def gemms(shapes, n_rows, executed=True):
+    """(m, k, n) of the forward and backward GEMMs: X W^T, dY W and dY^T X per layer.
+
+    With ``executed``, leave out the input gradient of the layers that read the data
+    (the encoders' first layers): autograd does not compute it.
+    """
+    out = []
+    for i, o in shapes:
+        out += [(n_rows, i, o), (o, n_rows, i)]
+        if not (executed and i == shapes[0][0]):
+            out.append((n_rows, o, i))
+    return out
+
+
+def flops_per_frame(shapes, executed=True):
+    """FLOPs of one forward + backward pass per frame (2 per multiply-add)."""
+    return sum(2 * m * k * n for m, k, n in gemms(shapes, 1, executed))
+
+
+def timeit(fn, repeat=5, warmup=2):
+    """Median seconds of ``fn()`` over ``repeat`` runs after ``warmup`` runs."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def matmul_flops_per_second(shapes, n_rows, repeat=5, preallocated=False):
+    """float32 GEMM rate torch reaches here on the GEMMs a training step runs for
+    ``shapes`` at ``n_rows`` rows: ``a @ b`` as layers run it (allocating the result),
+    or with ``preallocated`` outputs (``torch.mm(out=)``, an upper bound)."""
+    sizes = gemms(shapes, n_rows)
+    mats = [(torch.randn(m, k), torch.randn(k, n), torch.empty(m, n)) for m, k, n in sizes]
+    if preallocated:
+        seconds = timeit(lambda: [torch.mm(a, b, out=c) for a, b, c in mats], repeat=repeat)
+    else:
+        seconds = timeit(lambda: [a @ b for a, b, _ in mats], repeat=repeat)
+    return sum(2 * m * k * n for m, k, n in sizes) / seconds
+
+
+def peak_rss_gib():
+    """Peak resident memory of this process so far, GiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
+
+
+def device_name():
+    return torch.cuda.get_device_name() if torch.cuda.is_available() else \
+        f"CPU ({torch.get_num_threads()} torch threads)"
+
+
+def report(title, rows):
+    """Print ``rows`` (name, value, target) as an aligned table."""
+    print(f"\n## {title}  [{device_name()}, torch {torch.__version__}]")
+    for name, value, target in rows:
+        shown = f"{value:,.3f}" if isinstance(value, float) else str(value)
+        print(f"  {name:58s} {shown:>14s}   {target}")
+    sys.stdout.flush()
