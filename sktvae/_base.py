@@ -174,6 +174,7 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
         with torch.random.fork_rng(devices=self._cuda_devices()):
             torch.manual_seed(seed)
             if initialize:
+                self._check_model_size(X.shape[2])
                 self.n_features_per_frame_ = X.shape[2]
                 self.net_ = self._make_net(self._build_module(X.shape[2]))
                 self.net_.initialize()
@@ -182,6 +183,25 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
             self.net_.partial_fit(X, None, epochs=epochs)
         self.history_ = self.net_.history
         return self
+
+    _n_encoders = 1
+    _MAX_PARAMETERS = 2 ** 30  # 4 GiB of float32 weights, before gradients and Adam
+
+    def _check_model_size(self, n_features):
+        """Refuse models too large to allocate, before torch tries (and fails late)."""
+        hidden = [int(h) for h in self.hidden_layer_sizes]
+        encoder = [n_features, *hidden, 2 * self._n_latent]
+        decoder = [self._n_latent, *hidden[::-1], n_features]
+        n_params = sum(
+            count * sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+            for count, sizes in ((self._n_encoders, encoder), (1, decoder)))
+        if n_params > self._MAX_PARAMETERS:
+            raise ValueError(
+                f"The model would have {n_params:.3g} parameters (frames of {n_features} "
+                f"features, {self._n_latent} latent values per frame, "
+                f"hidden_layer_sizes={tuple(hidden)}), more than "
+                f"{self._MAX_PARAMETERS:.3g}. Use smaller hidden_layer_sizes or fewer "
+                "latent dimensions.")
 
     def _cuda_devices(self):
         device = torch.device(self.device)
@@ -308,9 +328,17 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
         eps_z = torch.randn(K, S, n, generator=generator).to(device)
         eps_u = torch.randn(K, S, n, generator=generator).to(device)
         out = np.empty(len(X), np.float64)
+        # Chunks of rows and, for large K, of samples: the decoder sees at most about
+        # _FRAMES_PER_CHUNK frames at once, while the encoders still run once per row.
+        k_step = max(1, _FRAMES_PER_CHUNK // S)
         with self._inference():
-            for rows in self._batches(len(X), K * S):
-                log_w = module.log_importance_weights(X[rows].to(device), eps_z, eps_u)
+            for rows in self._batches(len(X), min(K, k_step) * S):
+                x = X[rows].to(device)
+                posterior = module.encode(x.float())
+                log_w = torch.cat([
+                    module.log_importance_weights(x, eps_z[k:k + k_step],
+                                                  eps_u[k:k + k_step], posterior)
+                    for k in range(0, K, k_step)])
                 log_px = torch.logsumexp(log_w.double(), dim=0) - math.log(K)
                 out[rows] = log_px.cpu().numpy()
         return out

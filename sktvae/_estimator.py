@@ -158,6 +158,8 @@ class TopographicVAE(_BaseVAE):
         self.random_state = random_state
         self.verbose = verbose
 
+    _n_encoders = 2  # q(z|x) and q(u|x)
+
     @property
     def _temporal_window(self):
         if self.temporal_window is None:

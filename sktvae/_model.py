@@ -151,16 +151,17 @@ class TopographicVAEModule(nn.Module):
         x_param = self.decode(self.latent(z, u))
         return self.log_likelihood(x, x_param).sum(-1), kl
 
-    def log_importance_weights(self, x, eps_z, eps_u=None):
+    def log_importance_weights(self, x, eps_z, eps_u=None, posterior=None):
         """log p(x, z, u) - log q(z, u | x) of each sequence for given noise.
 
         ``x`` is ``(B, S, F)``; ``eps_z`` and ``eps_u`` are ``(K, S, n_latent)``
         standard-normal draws shared by every sequence of the batch (common random
         numbers, so a row's estimate does not depend on its batch). The encoders run
-        once; the K samples are decoded in one batch. Returns ``(K, B)``.
+        once (or not at all when their output ``posterior = encode(x)`` is given); the
+        K samples are decoded in one batch. Returns ``(K, B)``.
         """
         x = x.float()
-        z_mean, z_logvar, u_mean, u_logvar = self.encode(x)
+        z_mean, z_logvar, u_mean, u_logvar = posterior or self.encode(x)
         z, log_w = self._reparameterise(z_mean, z_logvar, eps_z)
         u = None
         if u_mean is not None:

@@ -226,3 +226,14 @@ def test_fused_adam_gives_the_same_model_as_plain_adam(X):
     assert not plain.net_.optimizer_.defaults.get("fused")
     np.testing.assert_allclose(fused.transform(X), plain.transform(X), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(fused.score_samples(X), plain.score_samples(X), rtol=1e-4)
+
+
+def test_batching_gives_the_same_outputs_as_one_pass(X, monkeypatch):
+    est = tiny_tvae(n_importance_samples=7).fit(X)
+    T, scores = est.transform(X), est.score_samples(X)
+    X_back, frames = est.inverse_transform(T), est._encode_frames(X[:, :6])
+    monkeypatch.setattr("sktvae._base._FRAMES_PER_CHUNK", 8)  # 1 row, 2 samples a chunk
+    np.testing.assert_allclose(est.transform(X), T, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(est.inverse_transform(T), X_back, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(est.score_samples(X), scores, rtol=1e-5)
+    np.testing.assert_allclose(est._encode_frames(X[:, :6]), frames, rtol=1e-5, atol=1e-6)
