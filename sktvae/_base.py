@@ -254,7 +254,7 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        X_original : ndarray of shape (n_sequences, n_features_in_)
+        X_original : ndarray of shape (n_sequences, `n_features_in_`)
             The decoded sequences.
         """
         check_is_fitted(self, "net_")
@@ -373,7 +373,7 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        X : ndarray of shape (n_samples, n_features_in_)
+        X : ndarray of shape (n_samples, `n_features_in_`)
             Generated sequences (``E[x | t]`` per frame, e.g. pixel probabilities).
         """
         check_is_fitted(self, "net_")

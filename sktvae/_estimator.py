@@ -56,7 +56,7 @@ _ATTRIBUTES_DOC = """\
         Per-epoch and per-batch losses recorded by skorch.
     n_features_in_ : int
         Number of features of ``X`` seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of the features seen during fit, when ``X`` had string column names.
     n_features_per_frame_ : int
         Features per frame, ``n_features_in_ // sequence_length``."""
@@ -235,14 +235,14 @@ class TopographicVAE(_BaseVAE):
 
         Parameters
         ----------
-        X_first_frames : array-like of shape (n_samples, n_features_per_frame_)
+        X_first_frames : array-like of shape (n_samples, `n_features_per_frame_`)
             One frame per row.
         n_steps : int, default=None
             Frames to generate; ``None`` means ``sequence_length``.
 
         Returns
         -------
-        X_pred : ndarray of shape (n_samples, n_steps * n_features_per_frame_)
+        X_pred : ndarray of shape (n_samples, n_steps * `n_features_per_frame_`)
             Predicted frames in time order; frame 0 is the reconstruction.
         """
         check_is_fitted(self, "net_")

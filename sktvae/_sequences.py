@@ -268,7 +268,7 @@ class SequenceTransformer(TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        X_seq : ndarray of shape (n_images, sequence_length * n_out_channels_ * height \
+        X_seq : ndarray of shape (n_images, sequence_length * `n_out_channels_` * height \
 * width)
             Frames in time order, each ``(n_out_channels_, height, width)`` flattened,
             in [0, 1] for input in [0, 1].
