@@ -18,6 +18,8 @@ import json
 import time
 
 import numpy as np
+import torch
+from skorch.callbacks import Callback
 
 from _common import MNIST, S, report
 from sktvae import VAE, SequenceTransformer, TopographicVAE
@@ -45,9 +47,29 @@ def models(common, mu_init):
 
 
 def sequences(images, families, combine, seed):
+    """float16 sequences (half the memory; the estimators convert batch by batch)."""
     seq = SequenceTransformer(list(families), sequence_length=S, combine=combine,
-                              color="red", random_state=seed)
+                              color="red", dtype=np.float16, random_state=seed)
     return seq.fit_transform(images.reshape(len(images), -1))
+
+
+class HeldOutELBO(Callback):
+    """Records the one-sample ELBO per frame of held-out sequences after every epoch,
+    so the likelihood trend of each model is visible (the IS estimate is costlier)."""
+
+    def __init__(self, X):
+        self.X = X
+
+    def on_epoch_end(self, net, **kwargs):
+        module = net.module_
+        module.eval()
+        x = torch.from_numpy(self.X).view(len(self.X), S, -1)
+        torch.manual_seed(0)
+        with torch.inference_mode():
+            elbo = sum(float((lp - kl).sum()) for lp, kl in
+                       (module(x[i:i + 64].to(net.device)) for i in range(0, len(x), 64)))
+        module.train()
+        net.history.record("test_elbo_per_frame", elbo / (len(x) * S))
 
 
 def measure(est, X):
@@ -59,14 +81,14 @@ def measure(est, X):
             "CapCorr": capsule_roll_correlation(est, X, capsule_shape=shape)}
 
 
-def main():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--train", type=int, default=3000, help="training sequences")
+    parser.add_argument("--train", type=int, default=8000, help="training sequences")
     parser.add_argument("--test", type=int, default=300, help="test sequences per family")
-    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--optimizer", default="adam")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--mu-init", type=float, default=30.0)
     parser.add_argument("--hidden", default="512,512")
     parser.add_argument("--models", default=None, help="comma-separated subset")
@@ -74,23 +96,35 @@ def main():
     parser.add_argument("--full", action="store_true",
                         help="the paper's setting: 48000 sequences, 100 epochs, SGD")
     parser.add_argument("--out", default=None)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.full:
         args.train, args.epochs, args.optimizer, args.lr = 48000, 100, "sgd", 1e-4
         args.batch_size, args.hidden, args.test = 8, "972,648", 1000
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
     mnist = fetch_mnist(path=MNIST)
-    X_train = sequences(mnist.x_train[:args.train], FAMILIES, "random", seed=0)
-    tests = {f: sequences(mnist.x_test[:args.test], [f], "compose", seed=1)
-             for f in FAMILIES}
+    return run(mnist.x_train[:args.train], mnist.x_test[:args.test], args)
+
+
+def run(train_images, test_images, args):
+    """Train every model on sequences of ``train_images`` (28x28 grey, uint8 or [0, 1])
+    and measure it on sequences of ``test_images``; returns the results dict."""
+    X_train = sequences(train_images, FAMILIES, "random", seed=0)
+    tests = {f: sequences(test_images, [f], "compose", seed=1) for f in FAMILIES}
+    held_out = np.concatenate([X[:100] for X in tests.values()])
     common = dict(hidden_layer_sizes=tuple(int(h) for h in args.hidden.split(",")),
                   max_epochs=args.epochs, lr=args.lr, optimizer=args.optimizer,
-                  batch_size=args.batch_size, device=args.device, random_state=0)
+                  batch_size=args.batch_size, device=args.device, random_state=0,
+                  callbacks=[HeldOutELBO(held_out)])
     chosen = models(common, args.mu_init)
     if args.models:
         chosen = {k: v for k, v in chosen.items() if k in args.models.split(",")}
     print(f"{len(X_train)} training sequences x {S} frames, {args.epochs} epochs "
           f"({len(X_train) * S * args.epochs / 1e6:.2f} M frames per model), "
-          f"{args.test} test sequences per family; {common}", flush=True)
+          f"{args.test} test sequences per family", flush=True)
     results = {}
     for name, est in chosen.items():
         start = time.perf_counter()
@@ -98,8 +132,12 @@ def main():
         fit_s = time.perf_counter() - start
         results[name] = {"fit seconds": fit_s,
                          "train loss per epoch": list(est.history_[:, "train_loss"]),
+                         "held-out ELBO per frame per epoch":
+                             list(est.history_[:, "test_elbo_per_frame"]),
                          **{f: measure(est, X) for f, X in tests.items()}}
-        print(f"{name}: {fit_s:.0f} s; " + "; ".join(
+        print(f"{name}: {fit_s:.0f} s; held-out ELBO/frame by epoch "
+              + " ".join(f"{v:.1f}" for v in results[name]["held-out ELBO per frame per epoch"])
+              + "; " + "; ".join(
             f"{f}: " + ", ".join(f"{k} {v:.3g}" for k, v in results[name][f].items())
             for f in FAMILIES), flush=True)
     for f in FAMILIES:
@@ -116,6 +154,7 @@ def main():
     if args.out:
         with open(args.out, "w") as fh:
             json.dump({"args": vars(args), "results": results}, fh, indent=1)
+    return results
 
 
 if __name__ == "__main__":
