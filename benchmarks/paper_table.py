@@ -90,7 +90,7 @@ def parse_args(argv=None):
     parser.add_argument("--optimizer", default="adam")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--mu-init", type=float, default=30.0)
-    parser.add_argument("--hidden", default="512,512")
+    parser.add_argument("--hidden", default="972,648", help="the paper's MLP sizes")
     parser.add_argument("--models", default=None, help="comma-separated subset")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--full", action="store_true",

@@ -22,8 +22,8 @@ from ._net import NegativeELBO, StopOnNonFiniteLoss, TVAENet
 
 _OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
                "sgd": torch.optim.SGD}
-# Inference works in chunks of about this many decoded frames, so memory stays bounded
-# however many sequences are scored (10 000 MNIST sequences need no more than a chunk).
+# Inference works in chunks of about this many frames (decoded frames, for score_samples),
+# so its working memory stays bounded however many sequences are passed.
 _FRAMES_PER_CHUNK = 8192
 
 

@@ -21,8 +21,10 @@ _TRAINING_DOC = """\
     n_importance_samples : int, default=10
         Samples per sequence of the importance-sampled log-likelihood
         (:meth:`score_samples`), as in the paper.
-    batch_size : int, default=16
-        Sequences per gradient step (each has ``sequence_length`` frames).
+    batch_size : int, default=32
+        Sequences per gradient step (each has ``sequence_length`` frames). On MNIST
+        sequences 32 learned as well per epoch as 16 and trained 10% faster (larger
+        matrix products); see ``benchmarks/README.md``.
     max_epochs : int, default=20
         Passes over the training data.
     lr : float, default=1e-3
@@ -134,7 +136,7 @@ class TopographicVAE(_BaseVAE):
     def __init__(self, n_capsules=18, capsule_dim=18, sequence_length=18, *,
                  temporal_window=None, capsule_window=3, coherence="shifting",
                  likelihood="bernoulli", mu_init=30.0, hidden_layer_sizes=(512, 512),
-                 n_importance_samples=10, batch_size=16, max_epochs=20, lr=1e-3,
+                 n_importance_samples=10, batch_size=32, max_epochs=20, lr=1e-3,
                  optimizer="adam", callbacks=None, train_split=None, device="cpu",
                  warm_start=False, random_state=None, verbose=0):
         self.n_capsules = n_capsules
@@ -306,7 +308,7 @@ class VAE(_BaseVAE):
     }
 
     def __init__(self, n_components=324, sequence_length=1, *, likelihood="bernoulli",
-                 hidden_layer_sizes=(512, 512), n_importance_samples=10, batch_size=16,
+                 hidden_layer_sizes=(512, 512), n_importance_samples=10, batch_size=32,
                  max_epochs=20, lr=1e-3, optimizer="adam", callbacks=None,
                  train_split=None, device="cpu", warm_start=False, random_state=None,
                  verbose=0):

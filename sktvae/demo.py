@@ -20,7 +20,7 @@ from ._sequences import SequenceTransformer
 SEQUENCE_LENGTH = 12
 
 
-def build_data(n_images=None, random_state=0):
+def _build_data(n_images=None, random_state=0):
     """Rotation sequences of 16x16 digits (12x12 digits with a 2-pixel border)."""
     X, _ = load_digits_images(size=12, padding=2, return_X_y=True)
     X = X[:n_images]
@@ -31,7 +31,7 @@ def build_data(n_images=None, random_state=0):
     return X_seq[:-n_test], X_seq[-n_test:]
 
 
-def make_models(max_epochs, random_state=0):
+def _make_models(max_epochs, random_state=0):
     """The demo's TVAE and a VAE with the same encoder, decoder and training budget."""
     S = SEQUENCE_LENGTH
     common = dict(sequence_length=S, max_epochs=max_epochs, random_state=random_state)
@@ -39,7 +39,7 @@ def make_models(max_epochs, random_state=0):
             "VAE": VAE(n_components=S * S, **common)}
 
 
-def evaluate(est, X_test):
+def _evaluate(est, X_test):
     S = SEQUENCE_LENGTH
     shape = (S, S)
     return {"log p(x) per frame": est.score(X_test) / S,
@@ -57,14 +57,14 @@ def main(argv=None):
     parser.add_argument("--out", default="capsule_rolls.png", help="figure path")
     args = parser.parse_args(argv)
     epochs = args.epochs or (1 if args.fast else 15)
-    X_train, X_test = build_data(n_images=60 if args.fast else None)
+    X_train, X_test = _build_data(n_images=60 if args.fast else None)
     print(f"{len(X_train)} training and {len(X_test)} test sequences of "
           f"{SEQUENCE_LENGTH} rotated 16x16 digits; {epochs} epochs each.")
-    results, models = {}, make_models(epochs)
+    results, models = {}, _make_models(epochs)
     for name, est in models.items():
         start = time.perf_counter()
         est.fit(X_train)
-        results[name] = evaluate(est, X_test)
+        results[name] = _evaluate(est, X_test)
         print(f"{name}: fitted in {time.perf_counter() - start:.0f} s")
     print(f"\n{'':22s}" + "".join(f"{name:>10s}" for name in results))
     for key in results["TVAE"]:

@@ -165,3 +165,20 @@ def test_a_cuda_trained_model_loads_and_scores_on_a_cpu_only_machine(X):
         loaded = pickle.load(buffer)
     assert torch.device(loaded.net_.device).type == "cpu"
     np.testing.assert_array_equal(loaded.transform(X), expected)
+
+
+def test_skorch_checkpoint_and_load_init_state_through_callbacks(X, tmp_path):
+    """skorch's Checkpoint saves the best epoch; LoadInitState resumes from it."""
+    from skorch.callbacks import Checkpoint, LoadInitState
+
+    checkpoint = Checkpoint(monitor="train_loss_best", dirname=str(tmp_path),
+                            load_best=False)
+    first = tiny_tvae(max_epochs=3, callbacks=[checkpoint]).fit(X)
+    assert (tmp_path / "params.pt").exists()
+    resumed = tiny_tvae(max_epochs=1, callbacks=[
+        Checkpoint(monitor="train_loss_best", dirname=str(tmp_path)),
+        LoadInitState(Checkpoint(monitor="train_loss_best", dirname=str(tmp_path)))])
+    resumed.fit(X)
+    # The history continues from the checkpoint: 3 epochs loaded, 1 more trained.
+    assert len(resumed.history_) == 4
+    assert resumed.history_[:3, "train_loss"] == first.history_[:, "train_loss"]
