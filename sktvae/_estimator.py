@@ -246,6 +246,16 @@ class TopographicVAE(_BaseVAE):
         -------
         X_pred : ndarray of shape (n_samples, n_steps * `n_features_per_frame_`)
             Predicted frames in time order; frame 0 is the reconstruction.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sktvae import TopographicVAE
+        >>> X = np.random.default_rng(0).random((10, 4 * 6))
+        >>> tvae = TopographicVAE(2, 4, 4, hidden_layer_sizes=(8,), max_epochs=1,
+        ...                       random_state=0).fit(X)
+        >>> tvae.predict_sequence(X[:3, :6], n_steps=5).shape
+        (3, 30)
         """
         check_is_fitted(self, "net_")
         n_steps = self.sequence_length if n_steps is None else n_steps

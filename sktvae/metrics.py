@@ -265,7 +265,28 @@ def capsule_roll_correlation(estimator, X, shifts=None, *, capsule_shape=None):
 
 
 def observed_rolls(T):
-    """Roll of every frame relative to frame 0, the mode over capsules: ``(n, S)``."""
+    """Roll of every frame relative to frame 0, the mode over its capsules.
+
+    Parameters
+    ----------
+    T : array-like of shape (n_sequences, S, n_capsules, capsule_dim)
+        Latents.
+
+    Returns
+    -------
+    rolls : ndarray of shape (n_sequences, S)
+        For each frame, the roll ``r`` maximising the periodic cross-correlation with
+        frame 0, voted over capsules.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktvae.metrics import observed_rolls
+    >>> t0 = np.random.default_rng(0).normal(size=(1, 1, 3, 6))
+    >>> T = np.concatenate([np.roll(t0, 2 * l, axis=-1) for l in range(3)], axis=1)
+    >>> observed_rolls(T)
+    array([[0, 2, 4]])
+    """
     T = np.asarray(T)
     n, S, C, D = T.shape
     # corr[n, l, c, r] = sum_d t_0[d] t_l[d + r], by FFT along the circular capsule axis.
