@@ -33,9 +33,20 @@ def main():
     seq = SequenceTransformer(["rotation", "hue"], sequence_length=S, color="red",
                               random_state=0).fit(X)
     seq.transform(X[:50])  # warm-up
+    # The first full call also pays the page faults of its fresh output array (0.34 GB
+    # here); repeated calls reuse freed memory. Both are reported.
+    fps = []
+    for _ in range(3):
+        start = time.perf_counter()
+        X_seq = seq.transform(X)
+        fps.append(X_seq.shape[0] * S / (time.perf_counter() - start))
+    seq_fps, warm_fps = fps[0], max(fps[1:])
+
+    grey = SequenceTransformer("rotation", sequence_length=S, random_state=0).fit(X)
+    grey.transform(X[:50])
     start = time.perf_counter()
-    X_seq = seq.transform(X)
-    seq_fps = X_seq.shape[0] * S / (time.perf_counter() - start)
+    grey.transform(X)
+    grey_fps = len(X) * S / (time.perf_counter() - start)
 
     n_scipy = min(100, len(X))
     start = time.perf_counter()
@@ -48,12 +59,15 @@ def main():
     est.fit(X_seq[:96])
     train_fps = 96 * S / est.history_[-1, "dur"]
     report("bench_sequences: building sequences", [
-        ("SequenceTransformer frames/s (rotation + hue, 3x28x28)", seq_fps, ""),
+        ("SequenceTransformer frames/s (rotation + hue, 3x28x28), first call", seq_fps, ""),
+        ("  repeated calls (output memory already mapped)", warm_fps, ""),
         ("TopographicVAE.fit frames/s (paper-sized model)", train_fps, ""),
-        ("sequences / training", seq_fps / train_fps, ">= 10"),
+        ("sequences / training, first call", seq_fps / train_fps, ">= 10"),
+        ("sequences / training, repeated calls", warm_fps / train_fps, ">= 10"),
         ("per-image scipy.ndimage.rotate loop frames/s (rotation only, 1 channel)",
          scipy_fps, ""),
-        ("SequenceTransformer / scipy loop", seq_fps / scipy_fps, ""),
+        ("SequenceTransformer frames/s (rotation only, 1 channel)", grey_fps, ""),
+        ("SequenceTransformer / scipy loop, same task", grey_fps / scipy_fps, ""),
     ])
     assert X_seq.shape[1] == S * N_FEATURES
 

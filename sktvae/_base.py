@@ -27,6 +27,16 @@ _OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
 _FRAMES_PER_CHUNK = 8192
 
 
+def _check_finite(X, rows_per_chunk=1024):
+    """Raise sklearn's ValueError for NaN or infinity, in bounded memory."""
+    for start in range(0, len(X), rows_per_chunk):
+        chunk = X[start:start + rows_per_chunk]
+        if not np.isfinite(chunk).all():
+            what = "NaN" if np.isnan(chunk).any() else "infinity or a value too large"
+            raise ValueError(f"Input X contains {what}. Remove or impute such values "
+                             "first (e.g. with sklearn.impute.SimpleImputer).")
+
+
 class _BaseVAE(TransformerMixin, BaseEstimator):
     """Base class of the sequence VAEs; not for direct use."""
 
@@ -84,7 +94,11 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
         """
         if not reset:
             check_is_fitted(self, "net_")
-        X = validate_data(self, X, reset=reset, dtype=[np.float32, np.float16])
+        # Finiteness is checked below in row chunks: sklearn's check can build a boolean
+        # copy of the whole array (2.4 GiB for 60 000 float16 MNIST sequences).
+        X = validate_data(self, X, reset=reset, dtype=[np.float32, np.float16],
+                          ensure_all_finite=False)
+        _check_finite(X)
         S = self.sequence_length
         if X.shape[1] % S:
             raise ValueError(

@@ -22,8 +22,8 @@ COLORS = {"red": (1.0, 0.0, 0.0), "green": (0.0, 1.0, 0.0), "blue": (0.0, 0.0, 1
 SCALE_RANGE = (0.60, 1.26)  # the paper's MNIST zoom cycle
 PERSPECTIVE_TILT = 0.35     # radians (about 20 degrees) of tilt out of the image plane
 PERSPECTIVE_FOCAL = 2.0     # focal length in half-widths of the image
-# Frames built per torch call: bounds memory at about 4 floats per output pixel each.
-_FRAMES_PER_CHUNK = 4096
+# Frames built per torch call (a few floats per output pixel each): bounds the memory.
+_FRAMES_PER_CHUNK = 2048
 
 
 def _hue_matrices(angle):
@@ -283,8 +283,13 @@ class SequenceTransformer(TransformerMixin, BaseEstimator):
         for start in range(0, len(images), step):
             rows = slice(start, start + step)
             chunk = {k: v[rows] for k, v in values.items()}
-            frames = self._render(images[rows], chunk, families)
-            out[rows] = self._to_dtype(frames.reshape(frames.shape[0], -1))
+            if self.dtype == np.float32:  # straight into the output, no extra copy
+                target = torch.from_numpy(out[rows]).view(
+                    len(out[rows]), S, self.n_out_channels_, H, W)
+                self._render(images[rows], chunk, families, out=target)
+            else:
+                frames = self._render(images[rows], chunk, families)
+                out[rows] = self._to_dtype(frames.reshape(frames.shape[0], -1))
         return out
 
     def _to_dtype(self, frames):
@@ -319,44 +324,64 @@ class SequenceTransformer(TransformerMixin, BaseEstimator):
                 values[name] = 2 * np.pi * p
         return values
 
-    def _render(self, images, values, families):
-        """Frames ``(n, S, C_out, H, W)`` for images ``(n, C, H, W)``, in one batch."""
+    def _render(self, images, values, families, out=None):
+        """Frames ``(n, S, C_out, H, W)`` for images ``(n, C, H, W)``, in one batch,
+        written into ``out`` (a float32 tensor of that shape) when given.
+
+        Sampling and colour are both linear in the pixel values, so a grey image is
+        resampled on its single channel and coloured afterwards: each frame is the
+        resampled grey frame times one RGB vector (the colour turned by that frame's
+        hue matrix). The S frames of an image are sampled by one ``grid_sample`` call
+        whose grid stacks their S sampling grids, so the image is never copied S times.
+        """
         n, C, H, W = images.shape
         S = self.sequence_length
-        rgb = self._rgb()
-        if rgb is not None:
-            images = images * rgb.view(1, 3, 1, 1)
-            C = 3
-        frames = images[:, None].expand(n, S, C, H, W).reshape(n * S, C, H, W)
         flat = {k: v.reshape(-1) for k, v in values.items()}
         geometric = [f for f in families if f != "hue"]
         if geometric:
-            frames = F.grid_sample(frames, self._grid(flat, geometric, H, W),
-                                   mode="bilinear", padding_mode="zeros",
-                                   align_corners=False)
-        if "hue" in families:
-            M = _hue_matrices(flat["hue"]).float()
-            frames = torch.einsum("nij,njhw->nihw", M, frames).clamp_(0.0, 1.0)
-        return frames.view(n, S, C, H, W)
+            grid = self._grid(flat, geometric, H, W).view(n, S * H, W, 2)
+            frames = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros",
+                                   align_corners=False)  # (n, C, S*H, W)
+            frames = frames.view(n, C, S, H, W).transpose(1, 2)
+        else:
+            frames = images[:, None].expand(n, S, C, H, W)
+        rgb = self._rgb()
+        hue = _hue_matrices(flat["hue"]).float() if "hue" in families else None
+        if rgb is not None:  # grey frames times one colour per frame
+            colours = rgb.expand(n * S, 3) if hue is None else hue @ rgb
+            frames = torch.mul(frames, colours.view(n, S, 3, 1, 1), out=out)
+        elif hue is not None:
+            frames = torch.einsum("nsij,nsjhw->nsihw", hue.view(n, S, 3, 3), frames)
+        if out is not None and frames is not out:
+            frames = out.copy_(frames)
+        if hue is not None:
+            frames = frames.clamp_(0.0, 1.0)
+        return frames
 
     def _grid(self, values, families, H, W):
-        """Sampling grid ``(N, H, W, 2)`` of the composed geometric transformation."""
+        """Sampling grid ``(N, H, W, 2)`` of the composed geometric transformation.
+
+        Source coordinates are affine in the output pixel's x and y, so each is built by
+        broadcasting an ``(N, 1, W)`` and an ``(N, H, 1)`` term (no per-pixel matmul); the
+        cyclic translation only changes x, which keeps that form.
+        """
         N = next(iter(values.values())).shape[0]
         # Pixel centres in normalised coordinates (align_corners=False convention).
-        ys = (torch.arange(H, dtype=torch.float64) * 2 + 1) / H - 1
-        xs = (torch.arange(W, dtype=torch.float64) * 2 + 1) / W - 1
-        gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-        points = torch.stack([gx, gy, torch.ones_like(gx)], -1).view(1, H * W, 3)
-        points = points.expand(N, H * W, 3).clone()
+        y = ((torch.arange(H, dtype=torch.float32) * 2 + 1) / H - 1).view(1, H, 1)
+        x = ((torch.arange(W, dtype=torch.float32) * 2 + 1) / W - 1).view(1, 1, W)
         if "translation" in families:  # cyclic: wrap around the image horizontally
-            points[..., 0] = (points[..., 0] - values["translation"][:, None] + 1) % 2 - 1
+            x = (x - values["translation"].float().view(N, 1, 1) + 1) % 2 - 1
         # Work in units of half the image's larger side so rotations keep aspect ratio.
         half = max(H, W)
         to_pix = torch.diag(torch.tensor([W / half, H / half, 1.0], dtype=torch.float64))
         G = torch.linalg.inv(to_pix) @ _inverse_homographies(values, families) @ to_pix
-        src = points @ G.transpose(1, 2)
-        grid = src[..., :2] / src[..., 2:]
-        return grid.view(N, H, W, 2).float()
+        G = G.float().view(N, 3, 3, 1, 1)
+        src_x = G[:, 0, 0] * x + G[:, 0, 1] * y + G[:, 0, 2]  # (N, H, W)
+        src_y = G[:, 1, 0] * x + G[:, 1, 1] * y + G[:, 1, 2]
+        if "perspective" in families:
+            w = G[:, 2, 0] * x + G[:, 2, 1] * y + G[:, 2, 2]
+            src_x, src_y = src_x / w, src_y / w
+        return torch.stack([src_x, src_y], dim=-1)
 
     def get_feature_names_out(self, input_features=None):
         """Output feature names: ``frame{l}_ch{c}_y{y}_x{x}``.
