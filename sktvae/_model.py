@@ -31,11 +31,6 @@ def gaussian_kl(mean, logvar):
     return kl.flatten(1).sum(1)
 
 
-def standard_normal_log_prob(x):
-    """log N(x; 0, 1) summed over the last axis."""
-    return -0.5 * (x * x + _LOG_2PI).sum(-1)
-
-
 def normal_log_prob(x, mean, logvar):
     """log N(x; mean, exp(logvar)) summed over the last axis."""
     return -0.5 * ((x - mean) ** 2 * torch.exp(-logvar) + logvar + _LOG_2PI).sum(-1)
@@ -172,8 +167,13 @@ class TopographicVAEModule(nn.Module):
 
     @staticmethod
     def _reparameterise(mean, logvar, eps):
-        """Samples ``(K, B, S, n)`` and their ``log p - log q`` summed per sequence."""
-        std = torch.exp(0.5 * logvar)
-        sample = mean + eps[:, None] * std
-        log_q = normal_log_prob(sample, mean, logvar).sum(-1)
-        return sample, standard_normal_log_prob(sample).sum(-1) - log_q
+        """Samples ``(K, B, S, n)`` and their ``log p - log q`` summed per sequence.
+
+        ``log q`` of a reparameterised sample depends only on ``eps`` and ``logvar``,
+        so it is summed on those small tensors instead of on the samples.
+        """
+        sample = mean + eps[:, None] * torch.exp(0.5 * logvar)
+        log_q = -0.5 * ((eps * eps).sum((-2, -1))[:, None]             # (K, 1)
+                        + logvar.sum((-2, -1))[None] + _LOG_2PI * logvar[0].numel())
+        log_p = -0.5 * ((sample * sample).sum((-2, -1)) + _LOG_2PI * logvar[0].numel())
+        return sample, log_p - log_q
