@@ -15,10 +15,10 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from ._net import NegativeELBO, StopOnNonFiniteLoss, TVAENet
+from ._net import AcceleratedTVAENet, NegativeELBO, StopOnNonFiniteLoss, TVAENet
 
 _OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
                "sgd": torch.optim.SGD}
@@ -52,6 +52,7 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
         "callbacks": [list, None],
         "train_split": [callable, None],
         "device": [str, torch.device],
+        "accelerator": [HasMethods(["prepare", "accumulate"]), None],
         "warm_start": ["boolean"],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -124,7 +125,8 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
         if isinstance(optimizer, str):
             if optimizer == "sgd":  # the paper's optimizer
                 extra["optimizer__momentum"] = 0.9
-            elif torch.device(self.device).type in ("cpu", "cuda"):
+            elif self.accelerator is None \
+                    and torch.device(self.device).type in ("cpu", "cuda"):
                 # One fused kernel for the whole update: on 2 CPU cores Adam's per-tensor
                 # loop took 23 ms of an 82 ms paper-sized step, the fused one 5 ms. Same
                 # update up to float rounding; pass the class to opt out.
@@ -132,11 +134,15 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
             optimizer = _OPTIMIZERS[optimizer]
         callbacks = [("stop_on_non_finite", StopOnNonFiniteLoss())]
         callbacks += [clone(cb, safe=False) for cb in self.callbacks or []]
-        return TVAENet(
+        net_class, device = TVAENet, self.device
+        if self.accelerator is not None:  # accelerate places the model itself
+            net_class, device = AcceleratedTVAENet, None
+            extra["accelerator"] = self.accelerator
+        return net_class(
             module=module, criterion=NegativeELBO, optimizer=optimizer, lr=self.lr,
             max_epochs=self.max_epochs, batch_size=self.batch_size,
             iterator_train__shuffle=True, train_split=self.train_split,
-            callbacks=callbacks, device=self.device, verbose=self.verbose, **extra)
+            callbacks=callbacks, device=device, verbose=self.verbose, **extra)
 
     def fit(self, X, y=None):
         """Fit the model to sequences ``X`` by maximising the ELBO.
@@ -218,8 +224,15 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
                 "latent dimensions.")
 
     def _cuda_devices(self):
+        if self.accelerator is not None:
+            return list(range(torch.cuda.device_count()))
         device = torch.device(self.device)
         return [device.index or 0] if device.type == "cuda" else []
+
+    @property
+    def _module_device(self):
+        """Where the fitted module lives (accelerate may have chosen it)."""
+        return next(self.net_.module_.parameters()).device
 
     # --- batched inference ------------------------------------------------------------
     def _batches(self, n, frames_per_row):
@@ -251,7 +264,7 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
             capsule dimension).
         """
         X = self._validate_X(X, reset=False)
-        module, device = self.net_.module_, self.net_.device
+        module, device = self.net_.module_, self._module_device
         out = np.empty((X.shape[0], self.sequence_length * self._n_latent), np.float32)
         with self._inference():
             for rows in self._batches(len(X), self.sequence_length):
@@ -284,7 +297,7 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
 
     def _decode(self, T):
         """Decoder means of latents ``(n, k, n_latent)`` as ``(n, k * n_features)``."""
-        module, device = self.net_.module_, self.net_.device
+        module, device = self.net_.module_, self._module_device
         n, k, _ = T.shape
         out = np.empty((n, k * self.n_features_per_frame_), np.float32)
         with self._inference():
@@ -305,7 +318,7 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
             raise ValueError(
                 f"X has {X_frames.shape[1]} features, but one frame has "
                 f"{self.n_features_per_frame_} (n_features_in_ / sequence_length).")
-        module, device = self.net_.module_, self.net_.device
+        module, device = self.net_.module_, self._module_device
         X_frames = torch.from_numpy(X_frames)
         out = np.empty((len(X_frames), self._n_latent), np.float32)
         with self._inference():
@@ -336,7 +349,7 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
             per-frame figure).
         """
         X = self._validate_X(X, reset=False)
-        module, device = self.net_.module_, self.net_.device
+        module, device = self.net_.module_, self._module_device
         K, S, n = self.n_importance_samples, self.sequence_length, self._n_latent
         generator = torch.Generator().manual_seed(self._seed(self.random_state))
         eps_z = torch.randn(K, S, n, generator=generator).to(device)
@@ -400,7 +413,8 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
         u = torch.randn(shape, generator=generator)
         module = self.net_.module_
         with self._inference():
-            t = module.latent(z.to(self.net_.device), u.to(self.net_.device)).cpu()
+            device = self._module_device
+            t = module.latent(z.to(device), u.to(device)).cpu()
         return self._decode(t)
 
     # --- sklearn plumbing -------------------------------------------------------------

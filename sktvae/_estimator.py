@@ -43,6 +43,12 @@ default="adam"
         validation loss each epoch; ``None`` trains on all of ``X``.
     device : str or torch.device, default="cpu"
         Where the model trains and runs, e.g. ``"cuda"``.
+    accelerator : accelerate.Accelerator or None, default=None
+        Train through Hugging Face accelerate (skorch's ``AccelerateMixin``): data
+        parallel over several GPUs or processes, mixed precision. The accelerator then
+        places the model and ``device`` is not used for training. Needs
+        ``pip install accelerate``; persist such models with
+        ``net_.save_params`` / ``net_.load_params``.
     warm_start : bool, default=False
         If True, :meth:`fit` continues from the current parameters.
     random_state : int, RandomState instance or None, default=None
@@ -138,7 +144,7 @@ class TopographicVAE(_BaseVAE):
                  likelihood="bernoulli", mu_init=30.0, hidden_layer_sizes=(512, 512),
                  n_importance_samples=10, batch_size=32, max_epochs=20, lr=1e-3,
                  optimizer="adam", callbacks=None, train_split=None, device="cpu",
-                 warm_start=False, random_state=None, verbose=0):
+                 accelerator=None, warm_start=False, random_state=None, verbose=0):
         self.n_capsules = n_capsules
         self.capsule_dim = capsule_dim
         self.sequence_length = sequence_length
@@ -156,6 +162,7 @@ class TopographicVAE(_BaseVAE):
         self.callbacks = callbacks
         self.train_split = train_split
         self.device = device
+        self.accelerator = accelerator
         self.warm_start = warm_start
         self.random_state = random_state
         self.verbose = verbose
@@ -320,8 +327,8 @@ class VAE(_BaseVAE):
     def __init__(self, n_components=324, sequence_length=1, *, likelihood="bernoulli",
                  hidden_layer_sizes=(512, 512), n_importance_samples=10, batch_size=32,
                  max_epochs=20, lr=1e-3, optimizer="adam", callbacks=None,
-                 train_split=None, device="cpu", warm_start=False, random_state=None,
-                 verbose=0):
+                 train_split=None, device="cpu", accelerator=None, warm_start=False,
+                 random_state=None, verbose=0):
         self.n_components = n_components
         self.sequence_length = sequence_length
         self.likelihood = likelihood
@@ -334,6 +341,7 @@ class VAE(_BaseVAE):
         self.callbacks = callbacks
         self.train_split = train_split
         self.device = device
+        self.accelerator = accelerator
         self.warm_start = warm_start
         self.random_state = random_state
         self.verbose = verbose

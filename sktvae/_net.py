@@ -5,6 +5,7 @@ import math
 import torch
 from skorch import NeuralNet
 from skorch.callbacks import Callback
+from skorch.hf import AccelerateMixin
 
 
 class NegativeELBO(torch.nn.Module):
@@ -28,6 +29,11 @@ class TVAENet(NeuralNet):
     def get_loss(self, y_pred, y_true, X=None, training=False):
         log_likelihood, kl = y_pred
         return self.criterion_(log_likelihood, kl)
+
+
+class AcceleratedTVAENet(AccelerateMixin, TVAENet):
+    """``TVAENet`` trained through an ``accelerate.Accelerator`` (skorch's mixin;
+    accelerate itself is imported only by the user who builds the accelerator)."""
 
 
 class StopOnNonFiniteLoss(Callback):

@@ -182,3 +182,20 @@ def test_skorch_checkpoint_and_load_init_state_through_callbacks(X, tmp_path):
     # The history continues from the checkpoint: 3 epochs loaded, 1 more trained.
     assert len(resumed.history_) == 4
     assert resumed.history_[:3, "train_loss"] == first.history_[:, "train_loss"]
+
+
+def test_training_through_accelerate_on_the_cpu(X, tmp_path):
+    """skorch's AccelerateMixin path (accelerate's CPU mode) trains the same model."""
+    from accelerate import Accelerator
+
+    accelerated = tiny_tvae(accelerator=Accelerator(cpu=True),
+                            optimizer=torch.optim.Adam).fit(X)
+    assert type(accelerated.net_).__name__ == "AcceleratedTVAENet"
+    plain = tiny_tvae(optimizer=torch.optim.Adam).fit(X)
+    np.testing.assert_allclose(accelerated.transform(X), plain.transform(X),
+                               rtol=1e-5, atol=1e-6)
+    # The documented way to persist it: save_params / load_params.
+    accelerated.net_.save_params(f_params=tmp_path / "params.pt")
+    fresh = tiny_tvae(max_epochs=0).fit(X[:2])
+    fresh.net_.load_params(f_params=tmp_path / "params.pt")
+    np.testing.assert_allclose(fresh.transform(X), accelerated.transform(X), rtol=1e-6)
