@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sktvae._model import layer_sizes
+
 ROOT = Path(__file__).resolve().parents[1]
 MNIST = ROOT.parent / "shared" / "datasets" / "mnist.npz"
 
@@ -19,9 +21,9 @@ HIDDEN = (972, 648)
 
 def layer_shapes(n_features=N_FEATURES, hidden=HIDDEN, n_latent=C * D):
     """(in, out) of every Linear layer: two encoders and the mirrored decoder."""
-    enc = list(zip([n_features, *hidden], [*hidden, 2 * n_latent]))
-    dec = list(zip([n_latent, *hidden[::-1]], [*hidden[::-1], n_features]))
-    return enc + enc + dec
+    encoder, decoder = layer_sizes(n_features, n_latent, hidden)
+    enc = list(zip(encoder[:-1], encoder[1:]))
+    return enc + enc + list(zip(decoder[:-1], decoder[1:]))
 
 
 def gemms(shapes, n_rows, executed=True):

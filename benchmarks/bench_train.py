@@ -43,9 +43,9 @@ def mlp_step_time(kind, n_rows, device):
     """Seconds of forward + backward + Adam for the two encoders and the decoder."""
     n_latent = C * D
     if kind == "linear":
-        from sktvae._model import mlp
-        parts = [mlp([N_FEATURES, *HIDDEN, 2 * n_latent]) for _ in range(2)]
-        parts.append(mlp([n_latent, *HIDDEN[::-1], N_FEATURES]))
+        from sktvae._model import layer_sizes, mlp
+        encoder, decoder = layer_sizes(N_FEATURES, n_latent, HIDDEN)
+        parts = [mlp(encoder), mlp(encoder), mlp(decoder)]
         x, t = torch.rand(n_rows, N_FEATURES), torch.randn(n_rows, n_latent)
     else:
         parts = [conv_mlp([3, *HIDDEN, 2 * n_latent], 28) for _ in range(2)]

@@ -18,6 +18,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
+from ._model import layer_sizes
 from ._net import AcceleratedTVAENet, NegativeELBO, StopOnNonFiniteLoss, TVAENet
 
 _OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
@@ -209,9 +210,7 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
 
     def _check_model_size(self, n_features):
         """Refuse models too large to allocate, before torch tries (and fails late)."""
-        hidden = [int(h) for h in self.hidden_layer_sizes]
-        encoder = [n_features, *hidden, 2 * self._n_latent]
-        decoder = [self._n_latent, *hidden[::-1], n_features]
+        encoder, decoder = layer_sizes(n_features, self._n_latent, self.hidden_layer_sizes)
         n_params = sum(
             count * sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
             for count, sizes in ((self._n_encoders, encoder), (1, decoder)))
@@ -219,7 +218,7 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
             raise ValueError(
                 f"The model would have {n_params:.3g} parameters (frames of {n_features} "
                 f"features, {self._n_latent} latent values per frame, "
-                f"hidden_layer_sizes={tuple(hidden)}), more than "
+                f"hidden_layer_sizes={tuple(encoder[1:-1])}), more than "
                 f"{self._MAX_PARAMETERS:.3g}. Use smaller hidden_layer_sizes or fewer "
                 "latent dimensions.")
 
@@ -360,8 +359,8 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
         k_step = max(1, _FRAMES_PER_CHUNK // S)
         with self._inference():
             for rows in self._batches(len(X), min(K, k_step) * S):
-                x = X[rows].to(device)
-                posterior = module.encode(x.float())
+                x = X[rows].to(device).float()  # float16 data converted once per chunk
+                posterior = module.encode(x)
                 log_w = torch.cat([
                     module.log_importance_weights(x, eps_z[k:k + k_step],
                                                   eps_u[k:k + k_step], posterior)

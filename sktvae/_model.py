@@ -25,6 +25,12 @@ def mlp(sizes):
     return nn.Sequential(*layers)
 
 
+def layer_sizes(n_features, n_latent, hidden_layer_sizes):
+    """Sizes through one encoder (to mean and log-variance) and through the decoder."""
+    hidden = tuple(int(h) for h in hidden_layer_sizes)
+    return [n_features, *hidden, 2 * n_latent], [n_latent, *hidden[::-1], n_features]
+
+
 def gaussian_kl(mean, logvar):
     """KL(N(mean, exp(logvar)) || N(0, 1)), summed over all but the batch axis."""
     kl = 0.5 * (mean * mean + logvar.exp() - 1.0 - logvar)
@@ -39,9 +45,9 @@ def normal_log_prob(x, mean, logvar):
 class GaussianEncoder(nn.Module):
     """q(latent | frame): an MLP to the mean and log-variance of a diagonal Gaussian."""
 
-    def __init__(self, n_features, hidden_layer_sizes, n_latent):
+    def __init__(self, sizes):
         super().__init__()
-        self.net = mlp([n_features, *hidden_layer_sizes, 2 * n_latent])
+        self.net = mlp(sizes)
 
     def forward(self, x):
         mean, logvar = self.net(x).chunk(2, dim=-1)
@@ -66,17 +72,16 @@ class TopographicVAEModule(nn.Module):
         ``None`` gives the plain VAE (``t = z``, no ``u``).
     """
 
-    def __init__(self, n_features, n_latent, hidden_layer_sizes=(512, 256),
+    def __init__(self, n_features, n_latent, hidden_layer_sizes=(512, 512),
                  likelihood="bernoulli", topography=None):
         super().__init__()
-        hidden = tuple(hidden_layer_sizes)
+        encoder, decoder = layer_sizes(n_features, n_latent, hidden_layer_sizes)
         self.likelihood = likelihood
         self.n_latent = n_latent
-        self.encoder_z = GaussianEncoder(n_features, hidden, n_latent)
-        self.encoder_u = (GaussianEncoder(n_features, hidden, n_latent)
-                          if topography is not None else None)
+        self.encoder_z = GaussianEncoder(encoder)
+        self.encoder_u = GaussianEncoder(encoder) if topography is not None else None
         self.topography = topography
-        self.decoder = mlp([n_latent, *hidden[::-1], n_features])
+        self.decoder = mlp(decoder)
         if likelihood == "gaussian":
             self.x_logvar = nn.Parameter(torch.zeros(n_features))
 
