@@ -100,8 +100,9 @@ class TopographicVAE(_BaseVAE):
     temporal_window : int or None, default=None
         ``L``: frames ``l - L .. l + L`` share their scale. ``0`` is the paper's
         "TVAE L=0" (no temporal coherence). ``None`` means ``sequence_length // 2``, the
-        whole cycle: measured on MNIST, it gives far more equivariant capsules than
-        ``L=2``, which in turn reaches a better likelihood. At most
+        whole cycle, the paper's "TVAE L=S/2". Measured on MNIST: ``L=2`` reaches an
+        equal or better likelihood, and rolls of single frames that decode correctly
+        sooner when trained on one transformation (``benchmarks/README.md``). At most
         ``sequence_length // 2``; for even lengths the window at ``L = S/2`` covers the
         ``S`` frames once.
     capsule_window : int, default=3
@@ -113,6 +114,14 @@ class TopographicVAE(_BaseVAE):
         decides which latent carries a frame's information: with 30 it is ``u``, whose
         shifted windows make the capsules roll; with 0 to 5 it is ``z``, and the
         capsules are no more equivariant than a VAE's (``benchmarks/README.md``).
+    center_decoder_input : bool, default=True
+        Subtract ``-mu_init / sqrt(n)``, about the prior mean of t at initialisation
+        (``n`` terms in each window), from t before the decoder. The decoder's first
+        layer absorbs a constant shift, so the model and its t are unchanged; but with
+        ``mu_init=30`` every t sits near ``-4`` with small variations, and centring
+        the decoder's input trains it much faster (LeCun's case for centred inputs;
+        measured in ``benchmarks/README.md``). ``False`` is the reference code's
+        decoder.
 {_TRAINING_DOC}
 
     Attributes
@@ -145,11 +154,13 @@ class TopographicVAE(_BaseVAE):
         "capsule_window": [Interval(Integral, 1, None, closed="left")],
         "coherence": [StrOptions({"shifting", "stationary"})],
         "mu_init": [Interval(Real, None, None, closed="neither")],
+        "center_decoder_input": ["boolean"],
     }
 
     def __init__(self, n_capsules=18, capsule_dim=18, sequence_length=18, *,
                  temporal_window=None, capsule_window=3, coherence="shifting",
-                 likelihood="bernoulli", mu_init=30.0, hidden_layer_sizes=(512, 512),
+                 likelihood="bernoulli", mu_init=30.0, center_decoder_input=True,
+                 hidden_layer_sizes=(512, 512),
                  n_importance_samples=10, batch_size=32, max_epochs=20, lr=1e-3,
                  optimizer="adam", callbacks=None, train_split=None, device="cpu",
                  accelerator=None, warm_start=False, random_state=None, verbose=0):
@@ -161,6 +172,7 @@ class TopographicVAE(_BaseVAE):
         self.coherence = coherence
         self.likelihood = likelihood
         self.mu_init = mu_init
+        self.center_decoder_input = center_decoder_input
         self.hidden_layer_sizes = hidden_layer_sizes
         self.n_importance_samples = n_importance_samples
         self.batch_size = batch_size
@@ -246,9 +258,10 @@ class TopographicVAE(_BaseVAE):
     def predict_sequence(self, X_first_frames, n_steps=None):
         """Encode single frames and decode their future by rolling the capsules.
 
-        Each frame is encoded on its own (it is shown as a constant sequence, so the
-        latent holds no other frame), its capsules are rolled by ``0 .. n_steps - 1``,
-        and each roll is decoded: the frames the model expects next.
+        Each frame is encoded on its own (the ``u`` of its unseen neighbours is taken
+        to roll one capsule dimension per frame, as the prior rewards, so the latent
+        holds no other frame), its capsules are rolled by ``0 .. n_steps - 1``, and
+        each roll is decoded: the frames the model expects next.
 
         Parameters
         ----------
@@ -286,7 +299,8 @@ class TopographicVAE(_BaseVAE):
             self._temporal_window, self.capsule_window,
             shifting=self.coherence == "shifting", mu_init=self.mu_init)
         return TopographicVAEModule(n_features, self._n_latent, self.hidden_layer_sizes,
-                                    self.likelihood, topography)
+                                    self.likelihood, topography,
+                                    center_decoder_input=self.center_decoder_input)
 
 
 class VAE(_BaseVAE):

@@ -70,10 +70,18 @@ class TopographicVAEModule(nn.Module):
         log-variance.
     topography : Topography or None
         ``None`` gives the plain VAE (``t = z``, no ``u``).
+    center_decoder_input : bool
+        Feed the decoder ``t - t_offset``, where ``t_offset = -mu / sqrt(n)`` is about
+        the mean of t under the prior at initialisation (``n`` terms in each window
+        of ``W * u^2``). The decoder's first layer absorbs any constant shift, so the
+        model is the same; but with ``mu = 30`` every t sits near ``-4`` with small
+        variations around it, and that common offset swamps the first layer's
+        gradients (LeCun et al.'s case for centred inputs). Ignored for a plain VAE,
+        whose t = z is centred already.
     """
 
     def __init__(self, n_features, n_latent, hidden_layer_sizes=(512, 512),
-                 likelihood="bernoulli", topography=None):
+                 likelihood="bernoulli", topography=None, center_decoder_input=False):
         super().__init__()
         encoder, decoder = layer_sizes(n_features, n_latent, hidden_layer_sizes)
         self.likelihood = likelihood
@@ -82,6 +90,10 @@ class TopographicVAEModule(nn.Module):
         self.encoder_u = GaussianEncoder(encoder) if topography is not None else None
         self.topography = topography
         self.decoder = mlp(decoder)
+        offset = 0.0
+        if topography is not None and center_decoder_input:
+            offset = -topography.mu.detach().item() / math.sqrt(topography.n_terms)
+        self.register_buffer("t_offset", torch.tensor(offset), persistent=False)
         if likelihood == "gaussian":
             self.x_logvar = nn.Parameter(torch.zeros(n_features))
 
@@ -120,7 +132,7 @@ class TopographicVAEModule(nn.Module):
 
     def decode(self, t):
         """The decoder's output: Bernoulli logits or Gaussian means, ``(..., F)``."""
-        return self.decoder(t)
+        return self.decoder(t - self.t_offset)
 
     def mean(self, x_param):
         """E[x | t] from the decoder output."""

@@ -101,6 +101,11 @@ class Topography(nn.Module):
             matrix = self._conv_planes(basis).reshape(side, side)  # row: input (l', d')
         self.register_buffer("matrix", matrix, persistent=False)
 
+    @property
+    def n_terms(self):
+        """Terms of ``u^2`` in each window: ``W * u^2`` is about this under the prior."""
+        return int(self.kernel.sum())
+
     def _conv_planes(self, planes):
         """W * u^2 on ``(N, S, D)`` planes by a conv over the circularly padded plane."""
         padded = planes.index_select(1, self.time_index).index_select(2, self.dim_index)

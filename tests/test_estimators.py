@@ -190,6 +190,21 @@ def test_paper_sized_module_layers():
     assert shapes == [(648, 324), (972, 648), (2352, 972)]
 
 
+def test_decoder_input_is_centred_on_the_prior_mean_of_t():
+    """t is fed to the decoder as t + mu_init / sqrt(n), n = terms of each window (here
+    18 frames x 3 dims); the VAE's t = z is centred already and is not shifted."""
+    t = torch.randn(5, 18 * 18)
+    centred = TopographicVAE(hidden_layer_sizes=(8,))._build_module(12)
+    assert centred.t_offset.item() == pytest.approx(-30.0 / np.sqrt(18 * 3))
+    expected = centred.decoder(t + 30.0 / np.sqrt(54))
+    torch.testing.assert_close(centred.decode(t), expected)
+    plain = TopographicVAE(hidden_layer_sizes=(8,), center_decoder_input=False,
+                           mu_init=5.0)._build_module(12)
+    assert plain.t_offset.item() == 0.0
+    torch.testing.assert_close(plain.decode(t), plain.decoder(t))
+    assert VAE(hidden_layer_sizes=(8,))._build_module(12).t_offset.item() == 0.0
+
+
 def test_float16_input_stays_float16_and_matches_float32(X):
     """float16 sequences (half the memory) give the same model as their float32 copy."""
     X16 = X.astype(np.float16)
