@@ -74,6 +74,20 @@ def test_shifting_rewards_a_rolling_pattern():
     assert stationary.max() == 1
 
 
+@pytest.mark.parametrize("L, exact", [(3, True), (2, False)])
+def test_whole_cycle_window_rolls_with_the_frame_for_any_u(L, exact):
+    """With L = S/2 and capsule_dim = S the window of frame l + 1 at dim d + 1 holds the
+    same terms as that of frame l at dim d, whatever u is: the scale part of t is
+    equivariant by construction, and E_eq or CapCorr measured on sequences cannot tell
+    whether the u-encoder is (benchmarks/README.md). A shorter window does not roll."""
+    torch.manual_seed(0)
+    S = D = 2 * 3
+    u_sq = torch.rand(4, S, 2 * D)
+    V = Topography(2, D, S, L, 3).neighbourhood_sum(u_sq).view(4, S, 2, D)
+    rolled = torch.roll(V, shifts=(1, 1), dims=(1, 3))  # frame l -> l+1, dim d -> d+1
+    assert torch.allclose(rolled, V) == exact
+
+
 def test_t_formula_and_gradient_reaches_mu():
     torch.manual_seed(0)
     topo = Topography(2, 4, 3, 1, 3, mu_init=2.0)
