@@ -61,15 +61,21 @@ class HeldOutELBO(Callback):
         self.X = X
 
     def on_epoch_end(self, net, **kwargs):
-        module = net.module_
-        module.eval()
-        x = torch.from_numpy(self.X).view(len(self.X), S, -1)
-        torch.manual_seed(0)
-        with torch.inference_mode():
-            elbo = sum(float((lp - kl).sum()) for lp, kl in
-                       (module(x[i:i + 64].to(net.device)) for i in range(0, len(x), 64)))
-        module.train()
-        net.history.record("test_elbo_per_frame", elbo / (len(x) * S))
+        net.module_.eval()
+        elbo = elbo_per_frame(net.module_, self.X, net.device)
+        net.module_.train()
+        net.history.record("test_elbo_per_frame", elbo)
+
+
+def elbo_per_frame(module, X, device="cpu", rows=64):
+    """One-sample ELBO per frame of sequences ``X``, ``rows`` sequences a pass (noise
+    seeded, so epochs are compared on the same draws)."""
+    x = torch.from_numpy(X).view(len(X), S, -1)
+    torch.manual_seed(0)
+    with torch.inference_mode():
+        elbo = sum(float((lp - kl).sum()) for lp, kl in
+                   (module(x[i:i + rows].to(device)) for i in range(0, len(x), rows)))
+    return elbo / (len(x) * S)
 
 
 def measure(est, X):

@@ -205,10 +205,18 @@ def roll_prediction_accuracy(estimator, X, *, tolerance=1, capsule_shape=None):
     ks = np.arange(1, S)
     rolled = np.stack([np.roll(t0, k, axis=-1) for k in ks], axis=1)  # (n, S-1, C, D)
     decoded = estimator._decode(torch.from_numpy(rolled.reshape(n, S - 1, C * D)))
-    decoded = decoded.reshape(n, S - 1, F)
-    mse = ((decoded[:, :, None, :] - frames[:, None, :, :]) ** 2).mean(-1)  # (n, k, m)
-    nearest = mse.argmin(-1)
-    distance = np.abs(nearest - ks[None, :]) % S
+    return _nearest_frame_accuracy(decoded.reshape(n, S - 1, F), frames, ks, tolerance)
+
+
+def _nearest_frame_accuracy(decoded, frames, targets, tolerance=1):
+    """How often each decoded image's nearest true frame (MSE) is its target frame.
+
+    ``decoded`` is ``(n, k, F)``, ``frames`` the sequences ``(n, S, F)`` and ``targets``
+    the ``k`` frame indices; a hit is within ``tolerance`` steps around the cycle.
+    """
+    S = frames.shape[1]
+    mse = ((decoded[:, :, None, :] - frames[:, None, :, :]) ** 2).mean(-1)  # (n, k, S)
+    distance = np.abs(mse.argmin(-1) - np.asarray(targets)[None, :]) % S
     distance = np.minimum(distance, S - distance)
     return float((distance <= tolerance).mean())
 
