@@ -19,7 +19,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._model import layer_sizes
-from ._net import AcceleratedTVAENet, NegativeELBO, StopOnNonFiniteLoss, TVAENet
+from ._net import AcceleratedTVAENet, NegativeELBO, StopOnNonFiniteLoss, TVAENet, discard
 
 _OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
                "sgd": torch.optim.SGD}
@@ -139,6 +139,8 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
         if self.accelerator is not None:  # accelerate places the model itself
             net_class, device = AcceleratedTVAENet, None
             extra["accelerator"] = self.accelerator
+            if not self.verbose:
+                extra["callbacks__print_log__sink"] = discard
         return net_class(
             module=module, criterion=NegativeELBO, optimizer=optimizer, lr=self.lr,
             max_epochs=self.max_epochs, batch_size=self.batch_size,

@@ -36,6 +36,14 @@ class AcceleratedTVAENet(AccelerateMixin, TVAENet):
     accelerate itself is imported only by the user who builds the accelerator)."""
 
 
+def discard(*args, **kwargs):
+    """A print-log sink that prints nothing.
+
+    skorch's ``PrintLog`` checks ``verbose`` only when its sink is ``print``; the
+    accelerate mixin swaps in ``accelerator.print``, so ``verbose=0`` needs this sink.
+    """
+
+
 class StopOnNonFiniteLoss(Callback):
     """Stop training with a clear error as soon as a batch loss is NaN or infinite."""
 

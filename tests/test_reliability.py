@@ -185,12 +185,15 @@ def test_skorch_checkpoint_and_load_init_state_through_callbacks(X, tmp_path):
     assert resumed.history_[:3, "train_loss"] == first.history_[:, "train_loss"]
 
 
-def test_training_through_accelerate_on_the_cpu(X, tmp_path):
+def test_training_through_accelerate_on_the_cpu(X, tmp_path, capsys):
     """skorch's AccelerateMixin path (accelerate's CPU mode) trains the same model."""
     from accelerate import Accelerator
 
-    accelerated = tiny_tvae(accelerator=Accelerator(cpu=True),
+    accelerated = tiny_tvae(accelerator=Accelerator(cpu=True), verbose=0,
                             optimizer=torch.optim.Adam).fit(X)
+    assert "train_loss" not in capsys.readouterr().out  # verbose=0 prints no log
+    tiny_tvae(accelerator=Accelerator(cpu=True), verbose=1, max_epochs=1).fit(X)
+    assert "train_loss" in capsys.readouterr().out
     assert type(accelerated.net_).__name__ == "AcceleratedTVAENet"
     plain = tiny_tvae(optimizer=torch.optim.Adam).fit(X)
     np.testing.assert_allclose(accelerated.transform(X), plain.transform(X),
