@@ -71,8 +71,11 @@ def elbo_per_frame(module, X, device="cpu", rows=64):
     """One-sample ELBO per frame of sequences ``X``, ``rows`` sequences a pass (noise
     seeded, so epochs are compared on the same draws)."""
     x = torch.from_numpy(X).view(len(X), S, -1)
-    torch.manual_seed(0)
-    with torch.inference_mode():
+    # Seeded on a forked RNG: reseeding the global one here, between epochs, would
+    # replay the same shuffling and training noise in every epoch.
+    with torch.random.fork_rng(devices=[] if str(device) == "cpu" else None), \
+            torch.inference_mode():
+        torch.manual_seed(0)
         elbo = sum(float((lp - kl).sum()) for lp, kl in
                    (module(x[i:i + rows].to(device)) for i in range(0, len(x), rows)))
     return elbo / (len(x) * S)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sktvae import TopographicVAE
 from sktvae.datasets import load_digits_images
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
@@ -30,3 +31,15 @@ def test_paper_table_pipeline_end_to_end(tmp_path, capsys):
         assert len(result["held-out ELBO per frame per epoch"]) == 1
     assert (tmp_path / "table.json").exists()
     assert "rotation: ll/frame" in capsys.readouterr().out
+
+
+def test_held_out_elbo_callback_leaves_training_unchanged():
+    """The per-epoch ELBO is seeded for comparability, but must not reseed training."""
+    images = load_digits_images(size=28).data.reshape(-1, 28, 28)
+    X = paper_table.sequences(images[:8], paper_table.FAMILIES, "random", seed=0)
+    params = dict(n_capsules=2, capsule_dim=paper_table.S, sequence_length=paper_table.S,
+                  hidden_layer_sizes=(8,), max_epochs=3, batch_size=4, random_state=0)
+    plain = TopographicVAE(**params).fit(X)
+    watched = TopographicVAE(**params, callbacks=[paper_table.HeldOutELBO(X[:2])]).fit(X)
+    assert watched.history_[:, "train_loss"] == plain.history_[:, "train_loss"]
+    assert len(watched.history_[:, "test_elbo_per_frame"]) == 3
