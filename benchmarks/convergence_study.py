@@ -9,11 +9,14 @@ after every epoch, on 150 held-out rotation sequences:
 * ``frames``: the same test for each frame's own latent in its sequence (decode t_l,
   is the nearest true frame l?) - the ceiling of ``roll``: while it is at chance the
   model does not yet tell one rotation from another at all;
+* ``roll hue``, ``roll scale``: roll accuracy on 150 held-out sequences of each other
+  transformation trained on;
 * ``KL z`` and ``KL u`` per frame: which latent carries the information.
 
 At the end, log-likelihood, E_eq (plain and centred) and roll accuracy on 300 test
 sequences of each transformation. Each argument is a JSON dict of estimator parameters,
-with ``n_train`` (sequences), ``kind`` ("tvae" or "vae") and ``families`` besides:
+with ``n_train`` (sequences), ``kind`` ("tvae" or "vae"), ``families`` and ``bf16``
+(train with bfloat16 autocast through accelerate, as ``paper_table.py`` does) besides:
 
     python benchmarks/convergence_study.py '{"n_train": 2000, "max_epochs": 20,
         "temporal_window": 2, "families": ["rotation"]}'
@@ -50,7 +53,7 @@ def decoded_frame_accuracy(est, X):
                                    np.arange(S))
 
 
-def diagnostics(est, X):
+def diagnostics(est, X, others=()):
     module = est.net_.module_
     with torch.inference_mode():
         x = torch.from_numpy(X.astype(np.float32)).view(len(X), S, -1)
@@ -59,6 +62,8 @@ def diagnostics(est, X):
     return {"elbo": elbo_per_frame(module, X, rows=len(X)),  # one pass, as measured
             "roll": roll_prediction_accuracy(est, X, capsule_shape=(S, S)),
             "frames": decoded_frame_accuracy(est, X),
+            **{f"roll {family}": roll_prediction_accuracy(est, Y, capsule_shape=(S, S))
+               for family, Y in others},
             "KL z": gaussian_kl(z_mean, z_logvar).mean().item() / S, "KL u": kl_u}
 
 
@@ -81,11 +86,15 @@ def run(config):
     n_train = config.pop("n_train", 2000)
     kind = config.pop("kind", "tvae")
     families = config.pop("families", FAMILIES)
+    if config.pop("bf16", False):  # bfloat16 autocast in training (accelerate)
+        from accelerate import Accelerator
+        config["accelerator"] = Accelerator(mixed_precision="bf16", cpu=True)
     mnist = fetch_mnist(path=MNIST)
     X_train = sequences(mnist.x_train[:n_train], families, "random", seed=0)
     tests = {f: sequences(mnist.x_test[:300], [f], "compose", seed=1) for f in FAMILIES}
     # A closure, not the estimator itself, so that get_params does not recurse.
-    monitor = EpochDiagnostics(lambda: diagnostics(est, tests["rotation"][:150]))
+    monitor = EpochDiagnostics(lambda: diagnostics(
+        est, tests["rotation"][:150], [(f, tests[f][:150]) for f in families if f != "rotation"]))
     params = dict(sequence_length=S, random_state=0, callbacks=[monitor], **config)
     est = (VAE(n_components=S * S, **params) if kind == "vae"
            else TopographicVAE(S, S, **params))
