@@ -39,7 +39,7 @@ from sktvae._model import gaussian_kl
 from sktvae.datasets import fetch_mnist
 from sktvae.metrics import (
     equivariance_error,
-    _nearest_frame_accuracy,
+    _nearest_frame_hits,
     roll_prediction_accuracy,
 )
 
@@ -49,8 +49,8 @@ def decoded_frame_accuracy(est, X):
     n = len(X)
     T = est.transform(X).reshape(n, S, -1).astype(np.float32)
     decoded = est._decode(torch.from_numpy(T)).reshape(n, S, -1)
-    return _nearest_frame_accuracy(decoded, X.reshape(n, S, -1).astype(np.float32),
-                                   np.arange(S))
+    return float(_nearest_frame_hits(decoded, X.reshape(n, S, -1).astype(np.float32),
+                                     np.arange(S)).mean())
 
 
 def diagnostics(est, X, others=()):

@@ -162,7 +162,8 @@ def _frames(estimator, X):
     return X.reshape(len(X), S, -1)
 
 
-def roll_prediction_accuracy(estimator, X, *, tolerance=1, capsule_shape=None):
+def roll_prediction_accuracy(estimator, X, *, tolerance=1, capsule_shape=None,
+                             by_shift=False):
     """Fraction of capsule rolls of frame 0 that decode to the right later frame.
 
     Frame 0 of each sequence is encoded on its own; its capsules are rolled by
@@ -181,11 +182,14 @@ def roll_prediction_accuracy(estimator, X, *, tolerance=1, capsule_shape=None):
         Steps of slack, counted around the cycle.
     capsule_shape : tuple of int, default=None
         As for :func:`equivariance_error` (for a VAE).
+    by_shift : bool, default=False
+        Return the accuracy of each roll ``k = 1 .. S-1`` instead of their mean: shows
+        whether short rolls work and long ones fail (partial equivariance).
 
     Returns
     -------
-    accuracy : float
-        In [0, 1].
+    accuracy : float or ndarray of shape (sequence_length - 1,)
+        In [0, 1]; an array when ``by_shift=True``.
 
     Examples
     --------
@@ -205,20 +209,21 @@ def roll_prediction_accuracy(estimator, X, *, tolerance=1, capsule_shape=None):
     ks = np.arange(1, S)
     rolled = np.stack([np.roll(t0, k, axis=-1) for k in ks], axis=1)  # (n, S-1, C, D)
     decoded = estimator._decode(torch.from_numpy(rolled.reshape(n, S - 1, C * D)))
-    return _nearest_frame_accuracy(decoded.reshape(n, S - 1, F), frames, ks, tolerance)
+    hits = _nearest_frame_hits(decoded.reshape(n, S - 1, F), frames, ks, tolerance)
+    return hits.mean(0) if by_shift else float(hits.mean())
 
 
-def _nearest_frame_accuracy(decoded, frames, targets, tolerance=1):
-    """How often each decoded image's nearest true frame (MSE) is its target frame.
+def _nearest_frame_hits(decoded, frames, targets, tolerance=1):
+    """Whether each decoded image's nearest true frame (MSE) is its target frame.
 
     ``decoded`` is ``(n, k, F)``, ``frames`` the sequences ``(n, S, F)`` and ``targets``
     the ``k`` frame indices; a hit is within ``tolerance`` steps around the cycle.
+    Returns a boolean ``(n, k)`` array.
     """
     S = frames.shape[1]
     mse = ((decoded[:, :, None, :] - frames[:, None, :, :]) ** 2).mean(-1)  # (n, k, S)
     distance = np.abs(mse.argmin(-1) - np.asarray(targets)[None, :]) % S
-    distance = np.minimum(distance, S - distance)
-    return float((distance <= tolerance).mean())
+    return np.minimum(distance, S - distance) <= tolerance
 
 
 def capsule_roll_correlation(estimator, X, shifts=None, *, capsule_shape=None):

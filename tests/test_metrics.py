@@ -136,3 +136,14 @@ def test_roll_prediction_accuracy_of_an_oracle(rotating_digits, monkeypatch):
 
     monkeypatch.setattr(est, "_decode", decode)
     assert roll_prediction_accuracy(est, rotating_digits, tolerance=0) == 1.0
+
+    def decode_short_rolls_only(T):  # a roll by 2 decodes to frame 0: wrong
+        T = T.numpy()
+        ks = T.argmax(-1)
+        rows = T.max(-1).round().astype(int) - 1
+        return frames[rows, np.where(ks == 2, 0, ks)].reshape(len(T), -1)
+
+    monkeypatch.setattr(est, "_decode", decode_short_rolls_only)
+    by_shift = roll_prediction_accuracy(est, rotating_digits, tolerance=0, by_shift=True)
+    np.testing.assert_array_equal(by_shift, [1.0, 0.0, 1.0])  # k = 1, 2, 3
+    assert roll_prediction_accuracy(est, rotating_digits, tolerance=0) == 2 / 3
