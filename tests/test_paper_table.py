@@ -19,18 +19,34 @@ import paper_table  # noqa: E402
 def test_paper_table_pipeline_end_to_end(tmp_path, capsys):
     images = load_digits_images(size=28).data.reshape(-1, 28, 28)
     args = paper_table.parse_args(["--epochs", "1", "--hidden", "16", "--batch-size", "8",
+                                   "--single-epochs", "1",
                                    "--out", str(tmp_path / "table.json")])
+    assert args.precision == "bf16"  # the default: bfloat16 autocast through accelerate
     results = paper_table.run(images[:12], images[100:104], args)
+    single = results.pop("single")
     assert list(results) == ["VAE", "TVAE L=0", "BubbleVAE", "TVAE L=2", "TVAE L=S/2"]
     for name, result in results.items():
         for family in paper_table.FAMILIES:
-            metrics = result[family]
-            assert set(metrics) == {"ll/frame", "E_eq", "E_eq centred", "roll acc",
-                                    "CapCorr"}
-            assert np.isfinite(metrics["ll/frame"]) and metrics["E_eq"] >= 0
+            check_metrics(result[family])
         assert len(result["held-out ELBO per frame per epoch"]) == 1
+    assert list(single) == list(paper_table.SINGLE_FAMILIES)
+    for family, by_model in single.items():
+        assert list(by_model) == list(paper_table.SINGLE_MODELS)
+        for result in by_model.values():
+            assert list(result) == ["fit seconds", "train loss per epoch", family]
+            check_metrics(result[family])
     assert (tmp_path / "table.json").exists()
-    assert "rotation: ll/frame" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "rotation: ll/frame" in out and "trained on hue only" in out
+
+
+def check_metrics(metrics):
+    assert set(metrics) == {"ll/frame", "E_eq", "E_eq centred", "roll acc",
+                            "roll acc by shift", "CapCorr"}
+    assert np.isfinite(metrics["ll/frame"]) and metrics["E_eq"] >= 0
+    assert 0 <= metrics["roll acc"] <= 1
+    assert len(metrics["roll acc by shift"]) == paper_table.S - 1
+    assert np.isclose(np.mean(metrics["roll acc by shift"]), metrics["roll acc"], atol=1e-3)
 
 
 def test_held_out_elbo_callback_leaves_training_unchanged():
