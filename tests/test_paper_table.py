@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from sktvae import TopographicVAE
 from sktvae.datasets import load_digits_images
@@ -16,7 +17,16 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
 import paper_table  # noqa: E402
 
 
-def test_paper_table_pipeline_end_to_end(tmp_path, capsys):
+@pytest.fixture
+def fresh_accelerate_state():
+    """accelerate keeps one process-wide state: an Accelerator built later would inherit
+    this test's bfloat16 setting unless it is reset."""
+    yield
+    from accelerate.state import AcceleratorState
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
+def test_paper_table_pipeline_end_to_end(tmp_path, capsys, fresh_accelerate_state):
     images = load_digits_images(size=28).data.reshape(-1, 28, 28)
     args = paper_table.parse_args(["--epochs", "1", "--hidden", "16", "--batch-size", "8",
                                    "--single-epochs", "1",
