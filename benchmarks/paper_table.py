@@ -12,8 +12,9 @@ at a time (``--single-train`` x ``--single-epochs``) and measured on it: in the 
 set a single frame does not tell which transformation its sequence follows, so rolling
 all capsules of one frame cannot mean "the next rotation" and "the next hue" at once.
 
-Run: ``python benchmarks/paper_table.py`` (default budget: see ``--help``; under 30
-minutes on 2 CPU cores with bfloat16 training), or ``--full`` for the paper's setting
+Run: ``python benchmarks/paper_table.py`` (default budget: see ``--help``; 31 minutes
+on 2 CPU cores with bfloat16 training, 24 of them for the mixed table; ``--single-epochs
+0`` skips the one-transformation runs), or ``--full`` for the paper's setting
 (48 000 training sequences, 100 epochs, SGD lr 1e-4 with momentum 0.9: for a GPU,
 ``--device cuda``). Results go to stdout and, as JSON, to ``--out``.
 """
@@ -192,7 +193,8 @@ def fit_and_measure(chosen, X_train, tests, args):
     """Fit each estimator of ``chosen`` on ``X_train``; measure it on each of ``tests``."""
     results = {}
     for name, est in chosen.items():
-        est.set_params(accelerator=accelerator(args))  # one each: accelerate keeps state
+        # A fresh one per fit: an Accelerator keeps references to what it prepared.
+        est.set_params(accelerator=accelerator(args))
         start = time.perf_counter()
         est.fit(X_train)
         fit_s = time.perf_counter() - start
