@@ -33,7 +33,7 @@ import torch
 from skorch.callbacks import Callback
 
 from _common import MNIST, S
-from paper_table import FAMILIES, elbo_per_frame, sequences
+from paper_table import FAMILIES, accelerator, elbo_per_frame, sequences
 from sktvae import VAE, TopographicVAE
 from sktvae._model import gaussian_kl
 from sktvae.datasets import fetch_mnist
@@ -87,8 +87,7 @@ def run(config):
     kind = config.pop("kind", "tvae")
     families = config.pop("families", FAMILIES)
     if config.pop("bf16", False):  # bfloat16 autocast in training (accelerate)
-        from accelerate import Accelerator
-        config["accelerator"] = Accelerator(mixed_precision="bf16", cpu=True)
+        config["accelerator"] = accelerator("bf16")
     mnist = fetch_mnist(path=MNIST)
     X_train = sequences(mnist.x_train[:n_train], families, "random", seed=0)
     tests = {f: sequences(mnist.x_test[:300], [f], "compose", seed=1) for f in FAMILIES}

@@ -70,18 +70,20 @@ class HeldOutELBO(Callback):
 
     def on_epoch_end(self, net, **kwargs):
         net.module_.eval()
-        elbo = elbo_per_frame(net.module_, self.X, net.device)
+        elbo = elbo_per_frame(net.module_, self.X)
         net.module_.train()
         net.history.record("test_elbo_per_frame", elbo)
 
 
-def elbo_per_frame(module, X, device="cpu", rows=64):
+def elbo_per_frame(module, X, rows=64):
     """One-sample ELBO per frame of sequences ``X``, ``rows`` sequences a pass (noise
-    seeded, so epochs are compared on the same draws)."""
+    seeded, so epochs are compared on the same draws), where ``module`` lives (with
+    accelerate, the net's own ``device`` is None)."""
+    device = next(module.parameters()).device
     x = torch.from_numpy(X).view(len(X), S, -1)
     # Seeded on a forked RNG: reseeding the global one here, between epochs, would
     # replay the same shuffling and training noise in every epoch.
-    with torch.random.fork_rng(devices=[] if str(device) == "cpu" else None), \
+    with torch.random.fork_rng(devices=[] if device.type == "cpu" else [device]), \
             torch.inference_mode():
         torch.manual_seed(0)
         elbo = sum(float((lp - kl).sum()) for lp, kl in
@@ -91,12 +93,12 @@ def elbo_per_frame(module, X, device="cpu", rows=64):
 
 def measure(est, X):
     shape = (18, 18)
+    by_shift = roll_prediction_accuracy(est, X, capsule_shape=shape, by_shift=True)
     return {"ll/frame": est.score(X) / S,
             "E_eq": equivariance_error(est, X, capsule_shape=shape),
             "E_eq centred": equivariance_error(est, X, center=True, capsule_shape=shape),
-            "roll acc": roll_prediction_accuracy(est, X, capsule_shape=shape),
-            "roll acc by shift": [round(float(a), 3) for a in roll_prediction_accuracy(
-                est, X, capsule_shape=shape, by_shift=True)],
+            "roll acc": float(by_shift.mean()),  # each shift tried on every sequence
+            "roll acc by shift": [round(float(a), 3) for a in by_shift],
             "CapCorr": capsule_roll_correlation(est, X, capsule_shape=shape)}
 
 
@@ -181,12 +183,12 @@ def run(train_images, test_images, args):
     return results
 
 
-def accelerator(args):
+def accelerator(precision, device="cpu"):
     """bfloat16 autocast in training (accelerate) or ``None`` for float32."""
-    if args.precision == "fp32":
+    if precision == "fp32":
         return None
     from accelerate import Accelerator
-    return Accelerator(mixed_precision="bf16", cpu=torch.device(args.device).type == "cpu")
+    return Accelerator(mixed_precision="bf16", cpu=torch.device(device).type == "cpu")
 
 
 def fit_and_measure(chosen, X_train, tests, args):
@@ -194,7 +196,7 @@ def fit_and_measure(chosen, X_train, tests, args):
     results = {}
     for name, est in chosen.items():
         # A fresh one per fit: an Accelerator keeps references to what it prepared.
-        est.set_params(accelerator=accelerator(args))
+        est.set_params(accelerator=accelerator(args.precision, args.device))
         start = time.perf_counter()
         est.fit(X_train)
         fit_s = time.perf_counter() - start
