@@ -37,14 +37,15 @@ from sktvae.metrics import (
 )
 
 FAMILIES = ("rotation", "hue", "scale")
-SINGLE_MODELS = ("VAE", "TVAE L=2", "TVAE L=S/2")  # trained on one transformation,
-SINGLE_FAMILIES = ("rotation", "hue")               # those the roll target names
+SINGLE_FAMILIES = ("rotation", "hue")  # trained on one transformation: those the roll
+                                        # target names
 
 
-def models(common, mu_init, center_decoder_input=True):
+def models(common, mu_init, center_decoder_input=True, u_mean_init=1.0):
     """The paper's Table 1 models, all 18 x 18 capsules (the VAE: 324 dimensions)."""
     tvae = dict(n_capsules=18, capsule_dim=18, sequence_length=S, mu_init=mu_init,
-                center_decoder_input=center_decoder_input, **common)
+                center_decoder_input=center_decoder_input, u_mean_init=u_mean_init,
+                **common)
     return {
         "VAE": VAE(n_components=18 * 18, sequence_length=S, **common),
         "TVAE L=0": TopographicVAE(temporal_window=0, **tvae),
@@ -115,6 +116,8 @@ def parse_args(argv=None):
                         help="MLP sizes; the paper's are 972,648 (1.7x slower here)")
     parser.add_argument("--no-centring", action="store_true",
                         help="the reference decoder (center_decoder_input=False)")
+    parser.add_argument("--u-mean-init", type=float, default=1.0,
+                        help="TopographicVAE's u_mean_init; 0 is the reference's start")
     parser.add_argument("--models", default=None, help="comma-separated subset")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", choices=("bf16", "fp32"), default="bf16",
@@ -125,6 +128,8 @@ def parse_args(argv=None):
                         help="training sequences of each one-transformation run")
     parser.add_argument("--single-epochs", type=int, default=20,
                         help="epochs of each one-transformation run (0: skip them)")
+    parser.add_argument("--single-models", default="VAE,TVAE L=S/2",
+                        help="comma-separated models of the one-transformation runs")
     parser.add_argument("--full", action="store_true",
                         help="the paper's setting: 48000 sequences, 100 epochs, SGD")
     parser.add_argument("--out", default=None)
@@ -152,7 +157,7 @@ def run(train_images, test_images, args):
                   device=args.device, random_state=0)
     centred = not args.no_centring
     chosen = models(dict(common, max_epochs=args.epochs, callbacks=[HeldOutELBO(held_out)]),
-                    args.mu_init, centred)
+                    args.mu_init, centred, args.u_mean_init)
     if args.models:
         chosen = {k: v for k, v in chosen.items() if k in args.models.split(",")}
     print(f"{len(X_train)} training sequences x {S} frames, {args.epochs} epochs "
@@ -168,8 +173,9 @@ def run(train_images, test_images, args):
     n_single = min(args.single_train, len(train_images))
     results["single"] = {}
     for f in SINGLE_FAMILIES if args.single_epochs else ():
-        single = models(dict(common, max_epochs=args.single_epochs), args.mu_init, centred)
-        single = {k: single[k] for k in SINGLE_MODELS}
+        single = models(dict(common, max_epochs=args.single_epochs), args.mu_init, centred,
+                        args.u_mean_init)
+        single = {k: single[k] for k in args.single_models.split(",")}
         print(f"\n{f} only: {n_single} training sequences x {args.single_epochs} epochs "
               f"({n_single * S * args.single_epochs / 1e6:.2f} M frames per model)", flush=True)
         X_f = sequences(train_images[:n_single], [f], "compose", seed=2)

@@ -78,10 +78,16 @@ class TopographicVAEModule(nn.Module):
         variations around it, and that common offset swamps the first layer's
         gradients (LeCun et al.'s case for centred inputs). Ignored for a plain VAE,
         whose t = z is centred already.
+    u_mean_init : float
+        Added to the initial bias of q(u|x)'s mean. t depends on u only through u^2,
+        so near u = 0 an encoder output and its negation give the same t; started
+        away from 0, u^2 follows the encoder's output to first order. An
+        initialisation only: the model and its objective are unchanged.
     """
 
     def __init__(self, n_features, n_latent, hidden_layer_sizes=(512, 512),
-                 likelihood="bernoulli", topography=None, center_decoder_input=False):
+                 likelihood="bernoulli", topography=None, center_decoder_input=False,
+                 u_mean_init=0.0):
         super().__init__()
         encoder, decoder = layer_sizes(n_features, n_latent, hidden_layer_sizes)
         self.likelihood = likelihood
@@ -90,6 +96,9 @@ class TopographicVAEModule(nn.Module):
         self.encoder_u = GaussianEncoder(encoder) if topography is not None else None
         self.topography = topography
         self.decoder = mlp(decoder)
+        if self.encoder_u is not None:
+            with torch.no_grad():  # the first n_latent outputs are the mean
+                self.encoder_u.net[-1].bias[:n_latent] += u_mean_init
         offset = 0.0
         if topography is not None and center_decoder_input:
             offset = -topography.mu.detach().item() / math.sqrt(topography.n_terms)

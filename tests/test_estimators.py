@@ -205,6 +205,26 @@ def test_decoder_input_is_centred_on_the_prior_mean_of_t():
     assert VAE(hidden_layer_sizes=(8,))._build_module(12).t_offset.item() == 0.0
 
 
+def test_u_mean_init_shifts_only_the_initial_mean_of_q_u():
+    """u_mean_init adds to the bias of q(u|x)'s mean and to nothing else: the same
+    seed gives the same weights otherwise, and the mean of u over inputs moves by it."""
+    modules = []
+    for b in (0.0, 2.5):
+        torch.manual_seed(0)
+        modules.append(TopographicVAE(2, 4, 4, hidden_layer_sizes=(8,),
+                                      u_mean_init=b)._build_module(6))
+    plain, shifted = (dict(m.named_parameters()) for m in modules)
+    for name, p in plain.items():
+        if name != "encoder_u.net.2.bias":
+            torch.testing.assert_close(shifted[name], p, msg=name)
+    delta = shifted["encoder_u.net.2.bias"] - plain["encoder_u.net.2.bias"]
+    torch.testing.assert_close(delta[:8], torch.full((8,), 2.5))   # the mean half
+    torch.testing.assert_close(delta[8:], torch.zeros(8))          # log-variance half
+    x = torch.rand(3, 4, 6)
+    u_plain, u_shifted = (m.encode(x)[2] for m in modules)
+    torch.testing.assert_close(u_shifted - u_plain, torch.full_like(u_plain, 2.5))
+
+
 def test_float16_input_stays_float16_and_matches_float32(X):
     """float16 sequences (half the memory) give the same model as their float32 copy."""
     X16 = X.astype(np.float16)

@@ -29,9 +29,10 @@ def fresh_accelerate_state():
 def test_paper_table_pipeline_end_to_end(tmp_path, capsys, fresh_accelerate_state):
     images = load_digits_images(size=28).data.reshape(-1, 28, 28)
     args = paper_table.parse_args(["--epochs", "1", "--hidden", "16", "--batch-size", "8",
-                                   "--single-epochs", "1",
+                                   "--single-epochs", "1", "--single-models", "VAE,TVAE L=2",
                                    "--out", str(tmp_path / "table.json")])
     assert args.precision == "bf16"  # the default: bfloat16 autocast through accelerate
+    assert paper_table.parse_args([]).single_models == "VAE,TVAE L=S/2"
     results = paper_table.run(images[:12], images[100:104], args)
     single = results.pop("single")
     assert list(results) == ["VAE", "TVAE L=0", "BubbleVAE", "TVAE L=2", "TVAE L=S/2"]
@@ -41,13 +42,22 @@ def test_paper_table_pipeline_end_to_end(tmp_path, capsys, fresh_accelerate_stat
         assert len(result["held-out ELBO per frame per epoch"]) == 1
     assert list(single) == list(paper_table.SINGLE_FAMILIES)
     for family, by_model in single.items():
-        assert list(by_model) == list(paper_table.SINGLE_MODELS)
+        assert list(by_model) == ["VAE", "TVAE L=2"]
         for result in by_model.values():
             assert list(result) == ["fit seconds", "train loss per epoch", family]
             check_metrics(result[family])
     assert (tmp_path / "table.json").exists()
     out = capsys.readouterr().out
     assert "rotation: ll/frame" in out and "trained on hue only" in out
+
+
+def test_models_share_u_mean_init():
+    """Every TVAE of the table starts q(u|x) where --u-mean-init says; 0 reproduces the
+    reference's start."""
+    for value in (1.0, 0.0):
+        args = paper_table.parse_args(["--u-mean-init", str(value)])
+        chosen = paper_table.models({}, args.mu_init, u_mean_init=args.u_mean_init)
+        assert [m.u_mean_init for k, m in chosen.items() if k != "VAE"] == [value] * 4
 
 
 def check_metrics(metrics):

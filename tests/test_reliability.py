@@ -97,6 +97,7 @@ def test_a_single_sequence_fits():
     (dict(lr=-1e-3), "lr"),
     (dict(n_importance_samples=0), "n_importance_samples"),
     (dict(mu_init=float("nan")), "mu_init"),
+    (dict(u_mean_init=float("inf")), "u_mean_init"),
     (dict(temporal_window=-2), "temporal_window"),
     (dict(sequence_length=0), "sequence_length"),
     (dict(n_capsules=10 ** 8, capsule_dim=4), "parameters.*hidden_layer_sizes"),
