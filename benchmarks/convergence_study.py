@@ -13,8 +13,12 @@ after every epoch, on 150 held-out rotation sequences:
   transformation trained on;
 * ``KL z`` and ``KL u`` per frame: which latent carries the information.
 
-At the end, log-likelihood, E_eq (plain and centred) and roll accuracy on 300 test
-sequences of each transformation. Each argument is a JSON dict of estimator parameters,
+At the end, log-likelihood, E_eq (plain and centred), roll accuracy and the spectrum
+of the capsules (``harmonics``: the share of t's power along the capsule dimension in
+harmonics 1, 2, 3, frame 0 encoded alone) on 300 test sequences of each transformation.
+A pattern of period ``capsule_dim / 2`` (harmonic 2) looks the same after a roll by
+half the cycle, so a model whose power is there cannot tell frames half a cycle apart:
+roll accuracy 0.5 (``u_mean_init`` in benchmarks/README.md). Each argument is a JSON dict of estimator parameters,
 with ``n_train`` (sequences), ``kind`` ("tvae" or "vae"), ``families`` and ``bf16``
 (train with bfloat16 autocast through accelerate, as ``paper_table.py`` does) besides:
 
@@ -67,6 +71,14 @@ def diagnostics(est, X, others=()):
             "KL z": gaussian_kl(z_mean, z_logvar).mean().item() / S, "KL u": kl_u}
 
 
+def capsule_harmonics(est, X, n=3):
+    """Share of the power of t (frame 0 alone, each capsule centred) in harmonics 1..n
+    of the capsule dimension; the rest is in higher ones."""
+    t = est._encode_frames(X.reshape(len(X), S, -1)[:, 0]).reshape(len(X), S, S)
+    power = (np.abs(np.fft.rfft(t - t.mean(-1, keepdims=True), axis=-1)) ** 2).mean((0, 1))
+    return power[1:n + 1] / power[1:].sum()
+
+
 class EpochDiagnostics(Callback):
     """Prints ``measure()`` (a dict) after every epoch."""
 
@@ -107,8 +119,9 @@ def run(config):
         print(f"  {family:9s} ll/frame {est.score(X) / S:8.2f} "
               f"E_eq {equivariance_error(est, X, capsule_shape=(S, S)):8.1f} "
               f"E_eq centred {equivariance_error(est, X, center=True, capsule_shape=(S, S)):8.1f} "
-              f"roll acc {roll_prediction_accuracy(est, X, capsule_shape=(S, S)):.3f}",
-              flush=True)
+              f"roll acc {roll_prediction_accuracy(est, X, capsule_shape=(S, S)):.3f}"
+              + ("" if kind == "vae" else " harmonics 1-3 "
+                 + " ".join(f"{h:.3f}" for h in capsule_harmonics(est, X))), flush=True)
 
 
 if __name__ == "__main__":

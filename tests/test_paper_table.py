@@ -79,3 +79,26 @@ def test_held_out_elbo_callback_leaves_training_unchanged():
     watched = TopographicVAE(**params, callbacks=[paper_table.HeldOutELBO(X[:2])]).fit(X)
     assert watched.history_[:, "train_loss"] == plain.history_[:, "train_loss"]
     assert len(watched.history_[:, "test_elbo_per_frame"]) == 3
+
+
+def test_capsule_harmonics_finds_the_period_of_the_capsule_pattern():
+    """convergence_study's diagnostic: a capsule pattern cos(2 pi h d / S) puts all its
+    power in harmonic h, whatever its phase and offset."""
+    import convergence_study
+
+    S = paper_table.S
+    d = np.arange(S)
+
+    class Encoded:  # stands in for a fitted estimator: t of frame 0 is given
+        def __init__(self, h):
+            self.h = h
+
+        def _encode_frames(self, frames):
+            phase = np.arange(len(frames))[:, None, None]
+            t = 3.0 + np.cos(2 * np.pi * self.h * d / S + phase) * np.ones((1, S, 1))
+            return t.reshape(len(frames), -1)
+
+    X = np.zeros((4, S * 5))
+    for h in (1, 2, 3):
+        np.testing.assert_allclose(convergence_study.capsule_harmonics(Encoded(h), X),
+                                   np.eye(3)[h - 1], atol=1e-12)
