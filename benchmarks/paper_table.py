@@ -12,9 +12,11 @@ at a time (``--single-train`` x ``--single-epochs``) and measured on it: in the 
 set a single frame does not tell which transformation its sequence follows, so rolling
 all capsules of one frame cannot mean "the next rotation" and "the next hue" at once.
 
-Run: ``python benchmarks/paper_table.py`` (default budget: see ``--help``; 31 minutes
-on 2 CPU cores with bfloat16 training, 24 of them for the mixed table; ``--single-epochs
-0`` skips the one-transformation runs), or ``--full`` for the paper's setting
+Run: ``python benchmarks/paper_table.py`` (default budget: see ``--help``; on 2 CPU
+cores with AMX, bfloat16 training, 24 minutes for the mixed table and about 5 for the
+one-transformation runs; on a CPU without bfloat16 units training runs in float32,
+about 28 minutes a model on 2 AVX2 cores, so pick ``--models`` or a smaller budget
+there; ``--single-epochs 0`` skips the one-transformation runs), or ``--full`` for the paper's setting
 (48 000 training sequences, 100 epochs, SGD lr 1e-4 with momentum 0.9: for a GPU,
 ``--device cuda``). Results go to stdout and, as JSON, to ``--out``.
 """
@@ -120,10 +122,11 @@ def parse_args(argv=None):
                         help="TopographicVAE's u_mean_init; 0 is the reference's start")
     parser.add_argument("--models", default=None, help="comma-separated subset")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--precision", choices=("bf16", "fp32"), default="bf16",
+    parser.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
                         help="training arithmetic: bfloat16 autocast through accelerate "
-                             "(1.9x faster on a CPU with AMX/AVX-512 BF16) or float32; "
-                             "every measurement is in float32")
+                             "(1.9x faster on a CPU with AMX; several times slower on "
+                             "one without bfloat16 units) or float32; auto: bf16 where "
+                             "the hardware has it. Every measurement is in float32")
     parser.add_argument("--single-train", type=int, default=2000,
                         help="training sequences of each one-transformation run")
     parser.add_argument("--single-epochs", type=int, default=20,
@@ -134,6 +137,8 @@ def parse_args(argv=None):
                         help="the paper's setting: 48000 sequences, 100 epochs, SGD")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
+    if args.precision == "auto":  # resolved here, so the JSON records what ran
+        args.precision = "bf16" if has_fast_bf16(args.device) else "fp32"
     if args.full:
         args.train, args.epochs, args.optimizer, args.lr = 48000, 100, "sgd", 1e-4
         args.batch_size, args.hidden, args.test = 8, "972,648", 1000
@@ -187,6 +192,15 @@ def run(train_images, test_images, args):
         with open(args.out, "w") as fh:
             json.dump({"args": vars(args), "results": results}, fh, indent=1)
     return results
+
+
+def has_fast_bf16(device="cpu"):
+    """Whether bfloat16 arithmetic runs in hardware: AMX or AVX-512 BF16 on a CPU (the
+    checks are torch's private ones; without them, assume not), bf16 support on CUDA."""
+    if torch.device(device).type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return any(getattr(torch.cpu, check, lambda: False)()
+               for check in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"))
 
 
 def accelerator(precision, device="cpu"):

@@ -30,8 +30,7 @@ def test_paper_table_pipeline_end_to_end(tmp_path, capsys, fresh_accelerate_stat
     images = load_digits_images(size=28).data.reshape(-1, 28, 28)
     args = paper_table.parse_args(["--epochs", "1", "--hidden", "16", "--batch-size", "8",
                                    "--single-epochs", "1", "--single-models", "VAE,TVAE L=2",
-                                   "--out", str(tmp_path / "table.json")])
-    assert args.precision == "bf16"  # the default: bfloat16 autocast through accelerate
+                                   "--precision", "bf16", "--out", str(tmp_path / "table.json")])
     assert paper_table.parse_args([]).single_models == "VAE,TVAE L=S/2"
     results = paper_table.run(images[:12], images[100:104], args)
     single = results.pop("single")
@@ -49,6 +48,17 @@ def test_paper_table_pipeline_end_to_end(tmp_path, capsys, fresh_accelerate_stat
     assert (tmp_path / "table.json").exists()
     out = capsys.readouterr().out
     assert "rotation: ll/frame" in out and "trained on hue only" in out
+
+
+@pytest.mark.parametrize("fast_bf16, expected", [(True, "bf16"), (False, "fp32")])
+def test_precision_auto_trains_in_bf16_only_where_the_hardware_has_it(
+        monkeypatch, fast_bf16, expected):
+    """Emulated bfloat16 (a CPU without AMX or AVX-512 BF16) is several times slower than
+    float32, so the default picks by hardware; an explicit choice is kept."""
+    monkeypatch.setattr(paper_table, "has_fast_bf16", lambda device="cpu": fast_bf16)
+    assert paper_table.parse_args([]).precision == expected
+    assert paper_table.parse_args(["--precision", "bf16"]).precision == "bf16"
+    assert paper_table.parse_args(["--precision", "fp32"]).precision == "fp32"
 
 
 def test_models_share_u_mean_init():
