@@ -7,9 +7,12 @@ is fitted on random data in [0, 1]. Figures, all measured in this one run:
   frames/s / the float32 GEMM rate torch reaches here on the same GEMM shapes;
 * a bare torch loop over the same module (no skorch), and over the MLPs alone;
 * the same MLPs written as 28x28-kernel convolutions, as the reference code builds them;
-* the share of the topographic part (W * u^2, mu, KL) in one training step.
+* the share of the topographic part (W * u^2, mu, KL) in one training step;
+* with ``--bf16``, fit frames/s with bfloat16 autocast through accelerate (what
+  ``paper_table.py --precision bf16`` trains with), as a ratio to float32: above 1 only
+  where the hardware has bfloat16 units (AMX, AVX-512 BF16, recent GPUs).
 
-Run: ``python benchmarks/bench_train.py [--device cuda] [--sequences 256]``.
+Run: ``python benchmarks/bench_train.py [--device cuda] [--sequences 256] [--bf16]``.
 """
 
 import argparse
@@ -64,6 +67,13 @@ def mlp_step_time(kind, n_rows, device):
     return timeit(step)
 
 
+def fit_frames_per_second(est, X):
+    """Fit ``est`` on ``X``; frames/s from skorch's epoch durations (the median after
+    the first epoch, which includes warm-up)."""
+    dur = est.fit(X).history_[:, "dur"]
+    return len(X) * S / (np.median(dur[1:]) if len(dur) > 1 else dur[-1])
+
+
 def sync(device):
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize()
@@ -75,6 +85,8 @@ def main():
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--bf16", action="store_true",
+                        help="also fit with bfloat16 autocast (accelerate)")
     args = parser.parse_args()
     torch.manual_seed(0)
     X = np.random.default_rng(0).random((args.sequences, S * N_FEATURES), np.float32)
@@ -88,10 +100,7 @@ def main():
     shapes = layer_shapes()
     flops = flops_per_frame(shapes)
 
-    est.fit(X)
-    # Epoch durations from skorch's history; the first epoch includes warm-up.
-    seconds = np.median(est.history_[1:, "dur"]) if args.epochs > 1 else est.history_[-1, "dur"]
-    fit_fps = args.sequences * S / seconds
+    fit_fps = fit_frames_per_second(est, X)
 
     module = est.net_.module_
     opt = torch.optim.Adam(module.parameters(), lr=1e-3, fused=True)
@@ -146,6 +155,13 @@ def main():
          ">= 1.8"),
         ("topographic part (W*u^2, mu, KL) share of a step", topo_share, "<= 0.10"),
     ]
+    if args.bf16:  # last: accelerate's process-wide state keeps the bf16 setting
+        from accelerate import Accelerator
+        from sklearn.base import clone
+        bf16_fps = fit_frames_per_second(clone(est).set_params(accelerator=Accelerator(
+            mixed_precision="bf16", cpu=torch.device(args.device).type == "cpu")), X)
+        rows += [("fit frames/s with bfloat16 autocast (accelerate)", bf16_fps, ""),
+                 ("  bfloat16 / float32 fit speed", bf16_fps / fit_fps, "")]
     report("bench_train: training throughput", rows)
 
 
