@@ -1,6 +1,6 @@
 """Quick start: rotating digits, a TVAE and a VAE with the same budget, and capsule rolls.
 
-Run ``python -m sktvae.demo`` (about two minutes on 2 CPU cores). It builds rotation
+Run ``python -m sktvae.demo`` (under a minute on 2 CPU cores). It builds rotation
 sequences from scikit-learn's embedded digits, fits a ``TopographicVAE`` and a ``VAE``
 with the same budget, prints held-out log-likelihood and equivariance measures for both,
 and writes a figure of capsule rolls (``--out``, default ``capsule_rolls.png``).
