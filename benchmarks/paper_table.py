@@ -15,7 +15,7 @@ all capsules of one frame cannot mean "the next rotation" and "the next hue" at 
 Run: ``python benchmarks/paper_table.py`` (default budget: see ``--help``; on 2 CPU
 cores with AMX, bfloat16 training, 24 minutes for the mixed table and about 5 for the
 one-transformation runs; on a CPU without bfloat16 units training runs in float32,
-about 12 minutes a model on 2 AVX2 cores, so pick ``--models`` or a smaller budget
+about 10 minutes a model on 2 AVX2 cores, so pick ``--models`` or a smaller budget
 there; ``--single-epochs 0`` skips the one-transformation runs), or ``--full`` for the paper's setting
 (48 000 training sequences, 100 epochs, SGD lr 1e-4 with momentum 0.9: for a GPU,
 ``--device cuda``). Results go to stdout and, as JSON, to ``--out``.
