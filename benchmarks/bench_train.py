@@ -156,10 +156,10 @@ def main():
         ("topographic part (W*u^2, mu, KL) share of a step", topo_share, "<= 0.10"),
     ]
     if args.bf16:  # last: accelerate's process-wide state keeps the bf16 setting
-        from accelerate import Accelerator
         from sklearn.base import clone
-        bf16_fps = fit_frames_per_second(clone(est).set_params(accelerator=Accelerator(
-            mixed_precision="bf16", cpu=torch.device(args.device).type == "cpu")), X)
+        from paper_table import accelerator
+        bf16_fps = fit_frames_per_second(
+            clone(est).set_params(accelerator=accelerator("bf16", args.device)), X)
         rows += [("fit frames/s with bfloat16 autocast (accelerate)", bf16_fps, ""),
                  ("  bfloat16 / float32 fit speed", bf16_fps / fit_fps, "")]
     report("bench_train: training throughput", rows)

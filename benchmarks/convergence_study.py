@@ -18,9 +18,11 @@ of the capsules (``harmonics``: the share of t's power along the capsule dimensi
 harmonics 1, 2, 3, frame 0 encoded alone) on 300 test sequences of each transformation.
 A pattern of period ``capsule_dim / 2`` (harmonic 2) looks the same after a roll by
 half the cycle, so a model whose power is there cannot tell frames half a cycle apart:
-roll accuracy 0.5 (``u_mean_init`` in benchmarks/README.md). Each argument is a JSON dict of estimator parameters,
-with ``n_train`` (sequences), ``kind`` ("tvae" or "vae"), ``families`` and ``bf16``
-(train with bfloat16 autocast through accelerate, as ``paper_table.py`` does) besides:
+roll accuracy 0.5 (``u_mean_init`` in benchmarks/README.md).
+
+Each argument is a JSON dict of estimator parameters, with ``n_train`` (sequences),
+``kind`` ("tvae" or "vae"), ``families`` and ``bf16`` (train with bfloat16 autocast
+through accelerate, as ``paper_table.py`` does) besides:
 
     python benchmarks/convergence_study.py '{"n_train": 2000, "max_epochs": 20,
         "temporal_window": 2, "families": ["rotation"]}'
