@@ -18,7 +18,11 @@ of the capsules (``harmonics``: the share of t's power along the capsule dimensi
 harmonics 1, 2, 3, frame 0 encoded alone) on 300 test sequences of each transformation.
 A pattern of period ``capsule_dim / 2`` (harmonic 2) looks the same after a roll by
 half the cycle, so a model whose power is there cannot tell frames half a cycle apart:
-roll accuracy 0.5 (``u_mean_init`` in benchmarks/README.md).
+roll accuracy 0.5 (``u_mean_init`` in benchmarks/README.md). For a TVAE also: the roll
+accuracy with frame 0's latent taken from its whole sequence (``in sequence``: what the
+reference code's capsule traversals roll), and which capsules vary along their
+dimensions for which transformation (``capsule_spread``): a model trained on several
+transformations can split its capsules between them.
 
 Each argument is a JSON dict of estimator parameters, with ``n_train`` (sequences),
 ``kind`` ("tvae" or "vae"), ``families`` and ``bf16`` (train with bfloat16 autocast
@@ -46,6 +50,7 @@ from sktvae.datasets import fetch_mnist
 from sktvae.metrics import (
     equivariance_error,
     _nearest_frame_hits,
+    _roll_hits,
     roll_prediction_accuracy,
 )
 
@@ -79,6 +84,43 @@ def capsule_harmonics(est, X, n=3):
     t = est._encode_frames(X.reshape(len(X), S, -1)[:, 0]).reshape(len(X), S, S)
     power = (np.abs(np.fft.rfft(t - t.mean(-1, keepdims=True), axis=-1)) ** 2).mean((0, 1))
     return power[1:n + 1] / power[1:].sum()
+
+
+def sequence_roll_accuracy(est, X):
+    """Roll accuracy with frame 0's latent taken from its whole sequence (``transform``),
+    as the reference code's capsule traversals do, instead of frame 0 encoded alone."""
+    n = len(X)
+    t0 = est.transform(X).reshape(n, S, -1)[:, 0].reshape(n, est.n_capsules, -1)
+    return float(_roll_hits(est, t0, X.reshape(n, S, -1).astype(np.float32)).mean())
+
+
+def capsule_spread(est, X):
+    """How much each capsule of frame 0 varies along its dimensions (the standard
+    deviation of t over the capsule, averaged over sequences), encoded in its sequence
+    and alone: two ``(n_capsules,)`` arrays. A capsule whose pattern does not roll in
+    these sequences sums to a flat window in the sequence, but not when its frame is
+    encoded alone, which assumes every capsule rolls."""
+    n, C = len(X), est.n_capsules
+    in_sequence = est.transform(X).reshape(n, S, C, -1)[:, 0]
+    alone = est._encode_frames(X.reshape(n, S, -1)[:, 0]).reshape(n, C, -1)
+    return in_sequence.std(-1).mean(0), alone.std(-1).mean(0)
+
+
+def print_capsule_owners(spreads):
+    """Which family each capsule varies most for, in the sequence: ``spreads`` maps a
+    family to ``capsule_spread``'s pair."""
+    families = list(spreads)
+    in_sequence = np.stack([spreads[f][0] for f in families])  # (families, C)
+    owner = in_sequence.argmax(0)
+    def mean(values):
+        return f"{values.mean():.3f}" if values.size else "-"
+
+    for i, family in enumerate(families):
+        mine, alone = owner == i, spreads[family][1]
+        print(f"  {family:9s} capsules varying most for it: {int(mine.sum())}; spread of "
+              f"frame 0 in its sequence {mean(in_sequence[i, mine])} on those, "
+              f"{mean(in_sequence[i, ~mine])} on the others; alone "
+              f"{mean(alone[mine])} and {mean(alone[~mine])}")
 
 
 class EpochDiagnostics(Callback):
@@ -122,8 +164,11 @@ def run(config):
               f"E_eq {equivariance_error(est, X, capsule_shape=(S, S)):8.1f} "
               f"E_eq centred {equivariance_error(est, X, center=True, capsule_shape=(S, S)):8.1f} "
               f"roll acc {roll_prediction_accuracy(est, X, capsule_shape=(S, S)):.3f}"
-              + ("" if kind == "vae" else " harmonics 1-3 "
+              + ("" if kind == "vae" else
+                 f" (in sequence {sequence_roll_accuracy(est, X):.3f}) harmonics 1-3 "
                  + " ".join(f"{h:.3f}" for h in capsule_harmonics(est, X))), flush=True)
+    if kind != "vae":
+        print_capsule_owners({family: capsule_spread(est, X) for family, X in tests.items()})
 
 
 if __name__ == "__main__":

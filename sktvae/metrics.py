@@ -204,13 +204,26 @@ def roll_prediction_accuracy(estimator, X, *, tolerance=1, capsule_shape=None,
     check_is_fitted(estimator, "net_")
     C, D = _capsule_shape(estimator, capsule_shape)
     frames = _frames(estimator, X)
+    t0 = estimator._encode_frames(frames[:, 0]).reshape(len(frames), C, D)
+    hits = _roll_hits(estimator, t0, frames, tolerance)
+    return hits.mean(0) if by_shift else float(hits.mean())
+
+
+def _roll_hits(estimator, t0, frames, tolerance=1):
+    """Roll capsules ``t0`` ``(n, C, D)`` by ``k = 1 .. S-1``, decode, and say whether
+    each decoded image is nearest to frame ``k`` of ``frames`` ``(n, S, F)``.
+
+    The step of :func:`roll_prediction_accuracy` after encoding, for any ``t0`` (a
+    diagnostic can pass frame 0's latent encoded in its sequence). Returns a boolean
+    ``(n, S-1)`` array.
+    """
     n, S, F = frames.shape
-    t0 = estimator._encode_frames(frames[:, 0]).reshape(n, C, D)
+    C, D = t0.shape[1:]
     ks = np.arange(1, S)
     rolled = np.stack([np.roll(t0, k, axis=-1) for k in ks], axis=1)  # (n, S-1, C, D)
-    decoded = estimator._decode(torch.from_numpy(rolled.reshape(n, S - 1, C * D)))
-    hits = _nearest_frame_hits(decoded.reshape(n, S - 1, F), frames, ks, tolerance)
-    return hits.mean(0) if by_shift else float(hits.mean())
+    rolled = torch.from_numpy(np.ascontiguousarray(rolled, dtype=np.float32))
+    decoded = estimator._decode(rolled.reshape(n, S - 1, C * D))
+    return _nearest_frame_hits(decoded.reshape(n, S - 1, F), frames, ks, tolerance)
 
 
 def _nearest_frame_hits(decoded, frames, targets, tolerance=1):

@@ -112,3 +112,57 @@ def test_capsule_harmonics_finds_the_period_of_the_capsule_pattern():
     for h in (1, 2, 3):
         np.testing.assert_allclose(convergence_study.capsule_harmonics(Encoded(h), X),
                                    np.eye(3)[h - 1], atol=1e-12)
+
+
+class _IdentityCodec:
+    """Stands in for a fitted estimator whose latent is the frame itself: t = x and
+    decoding returns t (one capsule of S dims per frame)."""
+    n_capsules = 1
+
+    def transform(self, X):
+        return np.asarray(X, dtype=np.float32)
+
+    def _encode_frames(self, frames):
+        return np.asarray(frames, dtype=np.float32)
+
+    def _decode(self, T):
+        return T.numpy().reshape(len(T), -1)
+
+
+def test_sequence_roll_accuracy_decodes_the_rolled_sequence_latent():
+    """A sequence whose frames are rolls of one pattern is predicted exactly by rolling
+    frame 0's latent; the same frames out of order are not."""
+    import convergence_study
+
+    S = paper_table.S
+    pattern = np.random.default_rng(0).normal(size=(5, 1, S))
+    rolling = np.concatenate([np.roll(pattern, l, axis=-1) for l in range(S)], axis=1)
+    assert convergence_study.sequence_roll_accuracy(
+        _IdentityCodec(), rolling.reshape(5, -1)) == 1.0
+    shuffled = rolling[:, np.random.default_rng(1).permutation(S)]
+    assert convergence_study.sequence_roll_accuracy(
+        _IdentityCodec(), shuffled.reshape(5, -1)) < 0.5
+
+
+def test_capsule_spread_tells_flat_capsules_from_varying_ones():
+    """capsule_spread: a capsule constant along its dimensions has spread 0, one
+    holding a pattern its standard deviation; in sequence and alone are read apart."""
+    import convergence_study
+
+    S = paper_table.S
+
+    class Encoded(_IdentityCodec):
+        n_capsules = 2
+
+        def transform(self, X):  # capsule 0 flat, capsule 1 a cosine of amplitude 2
+            t = np.zeros((len(X), S, 2, 9))
+            t[:, :, 1] = 2 * np.cos(2 * np.pi * np.arange(9) / 9)
+            return t.reshape(len(X), -1)
+
+        def _encode_frames(self, frames):  # alone: both capsules hold the cosine
+            t = np.ones((len(frames), 2, 1)) * 2 * np.cos(2 * np.pi * np.arange(9) / 9)
+            return t.reshape(len(frames), -1)
+
+    in_sequence, alone = convergence_study.capsule_spread(Encoded(), np.zeros((3, S * 18)))
+    np.testing.assert_allclose(in_sequence, [0.0, np.sqrt(2)], atol=1e-12)
+    np.testing.assert_allclose(alone, [np.sqrt(2), np.sqrt(2)], atol=1e-12)
