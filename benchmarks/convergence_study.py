@@ -18,8 +18,10 @@ of the capsules (``harmonics``: the share of t's power along the capsule dimensi
 harmonics 1, 2, 3, frame 0 encoded alone) on 300 test sequences of each transformation.
 A pattern of period ``capsule_dim / 2`` (harmonic 2) looks the same after a roll by
 half the cycle, so a model whose power is there cannot tell frames half a cycle apart:
-roll accuracy 0.5 (``u_mean_init`` in benchmarks/README.md). For a TVAE also: the roll
-accuracy with frame 0's latent taken from its whole sequence (``in sequence``: what the
+roll accuracy 0.5 (``u_mean_init`` in benchmarks/README.md). For a TVAE also where
+the rolls of frame 0 land (``roll_outcomes``: within a step of frame k, on frame k, or
+``unmoved`` on frame 0 - a roll that does nothing still scores on rolls of one step),
+for frame 0 encoded alone and for its latent taken from its whole sequence (what the
 reference code's capsule traversals roll), and which capsules vary along their
 dimensions for which transformation (``capsule_spread``): a model trained on several
 transformations can split its capsules between them.
@@ -49,8 +51,9 @@ from sktvae._model import gaussian_kl
 from sktvae.datasets import fetch_mnist
 from sktvae.metrics import (
     equivariance_error,
+    _cycle_hits,
     _nearest_frame_hits,
-    _roll_hits,
+    _rolled_nearest_frames,
     roll_prediction_accuracy,
 )
 
@@ -86,12 +89,23 @@ def capsule_harmonics(est, X, n=3):
     return power[1:n + 1] / power[1:].sum()
 
 
-def sequence_roll_accuracy(est, X):
-    """Roll accuracy with frame 0's latent taken from its whole sequence (``transform``),
-    as the reference code's capsule traversals do, instead of frame 0 encoded alone."""
+def roll_outcomes(est, X, in_sequence=False):
+    """Where the rolls of frame 0's capsules land: ``roll`` (nearest true frame within
+    one step of k, as ``roll_prediction_accuracy``), ``exact`` (frame k itself) and
+    ``unmoved`` (frame 0: the roll did not move the image). A decoder that ignores the
+    roll scores ``unmoved`` 1, ``exact`` 0 and ``roll`` 2/17 (k = 1 and 17 are within a
+    step of frame 0). With ``in_sequence`` frame 0's latent is taken from its whole
+    sequence (``transform``), as the reference code's capsule traversals do, instead of
+    from the frame encoded alone."""
     n = len(X)
-    t0 = est.transform(X).reshape(n, S, -1)[:, 0].reshape(n, est.n_capsules, -1)
-    return float(_roll_hits(est, t0, X.reshape(n, S, -1).astype(np.float32)).mean())
+    frames = X.reshape(n, S, -1).astype(np.float32)
+    t0 = (est.transform(X).reshape(n, S, -1)[:, 0] if in_sequence
+          else est._encode_frames(frames[:, 0]))
+    nearest = _rolled_nearest_frames(est, t0.reshape(n, est.n_capsules, -1), frames)
+    ks = np.arange(1, S)
+    return {"roll": float(_cycle_hits(nearest, ks, S, 1).mean()),
+            "exact": float(_cycle_hits(nearest, ks, S, 0).mean()),
+            "unmoved": float((nearest == 0).mean())}
 
 
 def capsule_spread(est, X):
@@ -165,8 +179,13 @@ def run(config):
               f"E_eq centred {equivariance_error(est, X, center=True, capsule_shape=(S, S)):8.1f} "
               f"roll acc {roll_prediction_accuracy(est, X, capsule_shape=(S, S)):.3f}"
               + ("" if kind == "vae" else
-                 f" (in sequence {sequence_roll_accuracy(est, X):.3f}) harmonics 1-3 "
-                 + " ".join(f"{h:.3f}" for h in capsule_harmonics(est, X))), flush=True)
+                 " harmonics 1-3 " + " ".join(f"{h:.3f}" for h in capsule_harmonics(est, X))),
+              flush=True)
+        if kind != "vae":
+            for where in ("alone", "in sequence"):
+                outcome = roll_outcomes(est, X, in_sequence=where == "in sequence")
+                print(f"    rolls of frame 0 {where}: "
+                      + ", ".join(f"{k} {v:.3f}" for k, v in outcome.items()), flush=True)
     if kind != "vae":
         print_capsule_owners({family: capsule_spread(est, X) for family, X in tests.items()})
 

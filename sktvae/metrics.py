@@ -205,25 +205,38 @@ def roll_prediction_accuracy(estimator, X, *, tolerance=1, capsule_shape=None,
     C, D = _capsule_shape(estimator, capsule_shape)
     frames = _frames(estimator, X)
     t0 = estimator._encode_frames(frames[:, 0]).reshape(len(frames), C, D)
-    hits = _roll_hits(estimator, t0, frames, tolerance)
+    S = frames.shape[1]
+    hits = _cycle_hits(_rolled_nearest_frames(estimator, t0, frames), np.arange(1, S), S,
+                       tolerance)
     return hits.mean(0) if by_shift else float(hits.mean())
 
 
-def _roll_hits(estimator, t0, frames, tolerance=1):
-    """Roll capsules ``t0`` ``(n, C, D)`` by ``k = 1 .. S-1``, decode, and say whether
-    each decoded image is nearest to frame ``k`` of ``frames`` ``(n, S, F)``.
-
-    The step of :func:`roll_prediction_accuracy` after encoding, for any ``t0`` (a
-    diagnostic can pass frame 0's latent encoded in its sequence). Returns a boolean
-    ``(n, S-1)`` array.
+def _rolled_nearest_frames(estimator, t0, frames):
+    """Roll capsules ``t0`` ``(n, C, D)`` by ``k = 1 .. S-1``, decode, and return the
+    index of the true frame of ``frames`` ``(n, S, F)`` nearest to each decoded image,
+    ``(n, S-1)``: the step of :func:`roll_prediction_accuracy` after encoding, for any
+    ``t0`` (a diagnostic can pass frame 0's latent encoded in its sequence).
     """
     n, S, F = frames.shape
     C, D = t0.shape[1:]
-    ks = np.arange(1, S)
-    rolled = np.stack([np.roll(t0, k, axis=-1) for k in ks], axis=1)  # (n, S-1, C, D)
+    rolled = np.stack([np.roll(t0, k, axis=-1) for k in range(1, S)], axis=1)
     rolled = torch.from_numpy(np.ascontiguousarray(rolled, dtype=np.float32))
-    decoded = estimator._decode(rolled.reshape(n, S - 1, C * D))
-    return _nearest_frame_hits(decoded.reshape(n, S - 1, F), frames, ks, tolerance)
+    decoded = estimator._decode(rolled.reshape(n, S - 1, C * D))  # (n, (S-1) * F)
+    return _nearest_frames(decoded.reshape(n, S - 1, F), frames)
+
+
+def _nearest_frames(decoded, frames):
+    """Index of the true frame (least mean squared error) nearest to each decoded
+    image: ``decoded`` ``(n, k, F)``, ``frames`` ``(n, S, F)`` -> ``(n, k)``."""
+    mse = ((decoded[:, :, None, :] - frames[:, None, :, :]) ** 2).mean(-1)  # (n, k, S)
+    return mse.argmin(-1)
+
+
+def _cycle_hits(nearest, targets, S, tolerance=1):
+    """Whether frame indices ``nearest`` ``(n, k)`` are within ``tolerance`` steps of
+    ``targets`` ``(k,)`` around a cycle of ``S`` frames; boolean ``(n, k)``."""
+    distance = np.abs(nearest - np.asarray(targets)[None, :]) % S
+    return np.minimum(distance, S - distance) <= tolerance
 
 
 def _nearest_frame_hits(decoded, frames, targets, tolerance=1):
@@ -233,10 +246,8 @@ def _nearest_frame_hits(decoded, frames, targets, tolerance=1):
     the ``k`` frame indices; a hit is within ``tolerance`` steps around the cycle.
     Returns a boolean ``(n, k)`` array.
     """
-    S = frames.shape[1]
-    mse = ((decoded[:, :, None, :] - frames[:, None, :, :]) ** 2).mean(-1)  # (n, k, S)
-    distance = np.abs(mse.argmin(-1) - np.asarray(targets)[None, :]) % S
-    return np.minimum(distance, S - distance) <= tolerance
+    return _cycle_hits(_nearest_frames(decoded, frames), targets, frames.shape[1],
+                       tolerance)
 
 
 def capsule_roll_correlation(estimator, X, shifts=None, *, capsule_shape=None):

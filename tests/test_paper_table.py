@@ -129,19 +129,31 @@ class _IdentityCodec:
         return T.numpy().reshape(len(T), -1)
 
 
-def test_sequence_roll_accuracy_decodes_the_rolled_sequence_latent():
-    """A sequence whose frames are rolls of one pattern is predicted exactly by rolling
-    frame 0's latent; the same frames out of order are not."""
+def test_roll_outcomes_tell_a_rolling_decoder_from_one_that_does_not_move():
+    """Frames that are rolls of one pattern are predicted exactly by rolling frame 0's
+    latent (alone or from its sequence); the same frames out of order are not; and a
+    decoder that undoes the roll stays on frame 0 yet scores 2/17 within one step."""
     import convergence_study
 
     S = paper_table.S
     pattern = np.random.default_rng(0).normal(size=(5, 1, S))
     rolling = np.concatenate([np.roll(pattern, l, axis=-1) for l in range(S)], axis=1)
-    assert convergence_study.sequence_roll_accuracy(
-        _IdentityCodec(), rolling.reshape(5, -1)) == 1.0
-    shuffled = rolling[:, np.random.default_rng(1).permutation(S)]
-    assert convergence_study.sequence_roll_accuracy(
-        _IdentityCodec(), shuffled.reshape(5, -1)) < 0.5
+    X = rolling.reshape(5, -1)
+    for in_sequence in (False, True):
+        assert convergence_study.roll_outcomes(_IdentityCodec(), X, in_sequence) == {
+            "roll": 1.0, "exact": 1.0, "unmoved": 0.0}
+    shuffled = rolling[:, np.random.default_rng(1).permutation(S)].reshape(5, -1)
+    assert convergence_study.roll_outcomes(_IdentityCodec(), shuffled)["exact"] < 0.5
+
+    class Unmoved(_IdentityCodec):
+        def _decode(self, T):  # row k holds t0 rolled by k + 1: roll it back
+            T = T.numpy()
+            return np.stack([np.roll(T[:, k], -(k + 1), axis=-1)
+                             for k in range(T.shape[1])], axis=1).reshape(len(T), -1)
+
+    outcome = convergence_study.roll_outcomes(Unmoved(), X)
+    assert outcome["unmoved"] == 1.0 and outcome["exact"] == 0.0
+    assert outcome["roll"] == pytest.approx(2 / (S - 1))
 
 
 def test_capsule_spread_tells_flat_capsules_from_varying_ones():
