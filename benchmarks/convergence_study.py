@@ -22,7 +22,8 @@ roll accuracy 0.5 (``u_mean_init`` in benchmarks/README.md). For a TVAE also whe
 the rolls of frame 0 land (``roll_outcomes``: within a step of frame k, on frame k, or
 ``unmoved`` on frame 0 - a roll that does nothing still scores on rolls of one step),
 for frame 0 encoded alone and for its latent taken from its whole sequence (what the
-reference code's capsule traversals roll), and which capsules vary along their
+reference code's capsule traversals roll), how far the encoder's u is from rolling with
+the frames (``u_roll_correlation``), and which capsules vary along their
 dimensions for which transformation (``capsule_spread``): a model trained on several
 transformations can split its capsules between them.
 
@@ -108,6 +109,23 @@ def roll_outcomes(est, X, in_sequence=False):
             "unmoved": float((nearest == 0).mean())}
 
 
+def u_roll_correlation(est, X):
+    """Correlation of each frame's E[u^2], rolled back by its frame index, with frame
+    0's (each capsule centred; averaged over frames 1..S-1 and sequences): 1 when the
+    encoder's u rolls exactly with the transformation, so that one frame encoded alone
+    gives the window sum its whole sequence gives; about 0 when unrelated."""
+    module = est.net_.module_
+    with torch.inference_mode():
+        x = torch.from_numpy(X.astype(np.float32)).view(len(X), S, -1)
+        _, _, u_mean, u_logvar = module.encode(x)
+    u_sq = (u_mean * u_mean + u_logvar.exp()).view(len(X), S, est.n_capsules, -1).numpy()
+    back = np.stack([np.roll(u_sq[:, l], -l, axis=-1) for l in range(S)], axis=1)
+    back = (back - back.mean(-1, keepdims=True)).reshape(len(X), S, -1)
+    dot = (back[:, 1:] * back[:, :1]).sum(-1)
+    norms = np.linalg.norm(back[:, 1:], axis=-1) * np.linalg.norm(back[:, :1], axis=-1)
+    return float((dot / np.maximum(norms, 1e-12)).mean())
+
+
 def capsule_spread(est, X):
     """How much each capsule of frame 0 varies along its dimensions (the standard
     deviation of t over the capsule, averaged over sequences), encoded in its sequence
@@ -186,6 +204,7 @@ def run(config):
                 outcome = roll_outcomes(est, X, in_sequence=where == "in sequence")
                 print(f"    rolls of frame 0 {where}: "
                       + ", ".join(f"{k} {v:.3f}" for k, v in outcome.items()), flush=True)
+            print(f"    u roll correlation {u_roll_correlation(est, X):.3f}")
     if kind != "vae":
         print_capsule_owners({family: capsule_spread(est, X) for family, X in tests.items()})
 

@@ -178,3 +178,29 @@ def test_capsule_spread_tells_flat_capsules_from_varying_ones():
     in_sequence, alone = convergence_study.capsule_spread(Encoded(), np.zeros((3, S * 18)))
     np.testing.assert_allclose(in_sequence, [0.0, np.sqrt(2)], atol=1e-12)
     np.testing.assert_allclose(alone, [np.sqrt(2), np.sqrt(2)], atol=1e-12)
+
+
+def test_u_roll_correlation_is_one_for_a_rolling_u_and_low_for_shuffled_frames():
+    """convergence_study's check that the encoder's u rolls with the frames."""
+    from types import SimpleNamespace
+
+    import torch
+
+    import convergence_study
+
+    S = paper_table.S
+    pattern = np.random.default_rng(0).normal(size=(4, 1, 2, S))
+    rolling = np.concatenate([np.roll(pattern, l, axis=-1) for l in range(S)], axis=1)
+
+    def estimator(u):
+        class Module:  # E[u^2] = u^2: a vanishing posterior variance
+            def encode(self, x):
+                u_mean = torch.from_numpy(u.reshape(len(u), S, -1))
+                return None, None, u_mean, torch.full_like(u_mean, -80.0)
+        return SimpleNamespace(net_=SimpleNamespace(module_=Module()), n_capsules=2)
+
+    X = np.zeros((4, S * 3))
+    assert convergence_study.u_roll_correlation(estimator(1 + rolling), X) == (
+        pytest.approx(1.0))
+    shuffled = rolling[:, np.random.default_rng(1).permutation(S)]
+    assert convergence_study.u_roll_correlation(estimator(1 + shuffled), X) < 0.5
