@@ -170,7 +170,10 @@ def roll_prediction_accuracy(estimator, X, *, tolerance=1, capsule_shape=None,
     ``k = 1 .. S-1``; the decoded image counts as right when the nearest true frame of
     the sequence (mean squared error) is frame ``k`` within ``tolerance`` steps of the
     cycle. Chance is ``(2 * tolerance + 1) / S``. A decoder that blurs towards the mean
-    image cannot win it, since it must pick out one frame among the sequence's own.
+    image cannot win it, since it must pick out one frame among the sequence's own. A
+    roll that does not move the image at all (it decodes to frame 0 again) still counts
+    for the ``tolerance`` shortest rolls either way: ``2 * tolerance / (S - 1)`` of the
+    rolls, so compare with ``tolerance=0`` before reading short rolls as learnt.
 
     Parameters
     ----------
@@ -184,7 +187,9 @@ def roll_prediction_accuracy(estimator, X, *, tolerance=1, capsule_shape=None,
         As for :func:`equivariance_error` (for a VAE).
     by_shift : bool, default=False
         Return the accuracy of each roll ``k = 1 .. S-1`` instead of their mean: shows
-        whether short rolls work and long ones fail (partial equivariance).
+        whether short rolls work and long ones fail (partial equivariance). Read it
+        with ``tolerance=0`` too: at ``tolerance=1`` rolls ``1`` and ``S-1`` pass even
+        when nothing moves.
 
     Returns
     -------
