@@ -28,8 +28,9 @@ dimensions for which transformation (``capsule_spread``): a model trained on sev
 transformations can split its capsules between them.
 
 Each argument is a JSON dict of estimator parameters, with ``n_train`` (sequences),
-``kind`` ("tvae" or "vae"), ``families`` and ``bf16`` (train with bfloat16 autocast
-through accelerate, as ``paper_table.py`` does) besides:
+``kind`` ("tvae" or "vae"), ``families``, ``combine`` ("random": one family per
+training sequence, as the paper; "compose": all of them at once) and ``bf16`` (train
+with bfloat16 autocast through accelerate, as ``paper_table.py`` does) besides:
 
     python benchmarks/convergence_study.py '{"n_train": 2000, "max_epochs": 20,
         "temporal_window": 2, "families": ["rotation"]}'
@@ -174,10 +175,11 @@ def run(config):
     n_train = config.pop("n_train", 2000)
     kind = config.pop("kind", "tvae")
     families = config.pop("families", FAMILIES)
+    combine = config.pop("combine", "random")  # or "compose": all families in every sequence
     if config.pop("bf16", False):  # bfloat16 autocast in training (accelerate)
         config["accelerator"] = accelerator("bf16")
     mnist = fetch_mnist(path=MNIST)
-    X_train = sequences(mnist.x_train[:n_train], families, "random", seed=0)
+    X_train = sequences(mnist.x_train[:n_train], families, combine, seed=0)
     tests = {f: sequences(mnist.x_test[:300], [f], "compose", seed=1) for f in FAMILIES}
     # A closure, not the estimator itself, so that get_params does not recurse.
     monitor = EpochDiagnostics(lambda: diagnostics(
@@ -185,7 +187,8 @@ def run(config):
     params = dict(sequence_length=S, random_state=0, callbacks=[monitor], **config)
     est = (VAE(n_components=S * S, **params) if kind == "vae"
            else TopographicVAE(S, S, **params))
-    print(f"{kind} {config} n_train={n_train} families={list(families)}", flush=True)
+    print(f"{kind} {config} n_train={n_train} families={list(families)} ({combine})",
+          flush=True)
     start = time.perf_counter()
     est.fit(X_train)
     seconds = time.perf_counter() - start
