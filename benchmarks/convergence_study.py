@@ -20,7 +20,7 @@ A pattern of period ``capsule_dim / 2`` (harmonic 2) looks the same after a roll
 half the cycle, so a model whose power is there cannot tell frames half a cycle apart:
 roll accuracy 0.5 (``u_mean_init`` in benchmarks/README.md). For a TVAE also where
 the rolls of frame 0 land (``roll_outcomes``: within a step of frame k, on frame k, or
-``unmoved`` on frame 0 - a roll that does nothing still scores on rolls of one step),
+``unmoved`` near frame 0 - a roll that does nothing still scores on rolls of one step),
 for frame 0 encoded alone and for its latent taken from its whole sequence (what the
 reference code's capsule traversals roll), how far the encoder's u is from rolling with
 the frames (``u_roll_correlation``), and which capsules vary along their
@@ -94,11 +94,12 @@ def capsule_harmonics(est, X, n=3):
 def roll_outcomes(est, X, in_sequence=False):
     """Where the rolls of frame 0's capsules land: ``roll`` (nearest true frame within
     one step of k, as ``roll_prediction_accuracy``), ``exact`` (frame k itself) and
-    ``unmoved`` (frame 0: the roll did not move the image). A decoder that ignores the
-    roll scores ``unmoved`` 1, ``exact`` 0 and ``roll`` 2/17 (k = 1 and 17 are within a
-    step of frame 0). With ``in_sequence`` frame 0's latent is taken from its whole
-    sequence (``transform``), as the reference code's capsule traversals do, instead of
-    from the frame encoded alone."""
+    ``unmoved`` (of the rolls by 2 .. S-2 steps, the share still decoded within one
+    step of frame 0). A decoder that ignores the roll scores ``unmoved`` 1, ``exact`` 0
+    and ``roll`` 2/17 (rolls by 1 and 17 are within a step of frame 0). With
+    ``in_sequence`` frame 0's latent is taken from its whole sequence (``transform``),
+    as the reference code's capsule traversals do, instead of from the frame encoded
+    alone."""
     n = len(X)
     frames = X.reshape(n, S, -1).astype(np.float32)
     t0 = (est.transform(X).reshape(n, S, -1)[:, 0] if in_sequence
@@ -107,7 +108,7 @@ def roll_outcomes(est, X, in_sequence=False):
     ks = np.arange(1, S)
     return {"roll": float(_cycle_hits(nearest, ks, S, 1).mean()),
             "exact": float(_cycle_hits(nearest, ks, S, 0).mean()),
-            "unmoved": float((nearest == 0).mean())}
+            "unmoved": float(_cycle_hits(nearest[:, 1:-1], np.zeros(S - 3), S, 1).mean())}
 
 
 def u_roll_correlation(est, X):
