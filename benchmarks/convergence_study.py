@@ -22,9 +22,9 @@ roll accuracy 0.5 (``u_mean_init`` in benchmarks/README.md). For a TVAE also whe
 the rolls of frame 0 land (``roll_outcomes``: within a step of frame k, on frame k, or
 ``unmoved`` near frame 0 - a roll that does nothing still scores on rolls of one step),
 for frame 0 encoded alone and for its latent taken from its whole sequence (what the
-reference code's capsule traversals roll), how far the encoder's u is from rolling with
-the frames (``u_roll_correlation``), and which capsules vary along their
-dimensions for which transformation (``capsule_spread``): a model trained on several
+reference code's capsule traversals roll), how well the encoder's u of each frame rolls
+with the frames (``u_roll_correlation``), and which capsules vary along their dimensions
+for which transformation (``capsule_spread``): a model trained on several
 transformations can split its capsules between them.
 
 Each argument is a JSON dict of estimator parameters, with ``n_train`` (sequences),
@@ -146,6 +146,7 @@ def print_capsule_owners(spreads):
     families = list(spreads)
     in_sequence = np.stack([spreads[f][0] for f in families])  # (families, C)
     owner = in_sequence.argmax(0)
+
     def mean(values):
         return f"{values.mean():.3f}" if values.size else "-"
 
