@@ -25,7 +25,9 @@ for frame 0 encoded alone and for its latent taken from its whole sequence (what
 reference code's capsule traversals roll), how well the encoder's u of each frame rolls
 with the frames (``u_roll_correlation``), and which capsules vary along their dimensions
 for which transformation (``capsule_spread``): a model trained on several
-transformations can split its capsules between them.
+transformations can split its capsules between them. Swapping the alone values of a
+family's own capsules, or of the others, into the sequence's latent of frame 0 shows
+which capsules spoil the roll of a frame alone.
 
 Each argument is a JSON dict of estimator parameters, with ``n_train`` (sequences),
 ``kind`` ("tvae" or "vae"), ``families``, ``combine`` ("random": one family per
@@ -91,20 +93,24 @@ def capsule_harmonics(est, X, n=3):
     return power[1:n + 1] / power[1:].sum()
 
 
-def roll_outcomes(est, X, in_sequence=False):
-    """Where the rolls of frame 0's capsules land: ``roll`` (nearest true frame within
-    one step of k, as ``roll_prediction_accuracy``), ``exact`` (frame k itself) and
-    ``unmoved`` (of the rolls by 2 .. S-2 steps, the share still decoded within one
+def frame0_latents(est, X):
+    """t of frame 0 taken from its whole encoded sequence (``transform``, as the
+    reference code's capsule traversals take it) and encoded alone: two
+    ``(n, n_capsules, capsule_dim)`` arrays."""
+    n, C = len(X), est.n_capsules
+    in_sequence = est.transform(X).reshape(n, S, C, -1)[:, 0]
+    alone = est._encode_frames(X.reshape(n, S, -1)[:, 0]).reshape(n, C, -1)
+    return in_sequence, alone
+
+
+def roll_outcomes(est, X, t0):
+    """Where the rolls of frame 0's capsules ``t0`` land: ``roll`` (nearest true frame
+    within one step of k, as ``roll_prediction_accuracy``), ``exact`` (frame k itself)
+    and ``unmoved`` (of the rolls by 2 .. S-2 steps, the share still decoded within one
     step of frame 0). A decoder that ignores the roll scores ``unmoved`` 1, ``exact`` 0
-    and ``roll`` 2/17 (rolls by 1 and 17 are within a step of frame 0). With
-    ``in_sequence`` frame 0's latent is taken from its whole sequence (``transform``),
-    as the reference code's capsule traversals do, instead of from the frame encoded
-    alone."""
-    n = len(X)
-    frames = X.reshape(n, S, -1).astype(np.float32)
-    t0 = (est.transform(X).reshape(n, S, -1)[:, 0] if in_sequence
-          else est._encode_frames(frames[:, 0]))
-    nearest = _rolled_nearest_frames(est, t0.reshape(n, est.n_capsules, -1), frames)
+    and ``roll`` 2/17 (rolls by 1 and 17 are within a step of frame 0)."""
+    frames = X.reshape(len(X), S, -1).astype(np.float32)
+    nearest = _rolled_nearest_frames(est, t0, frames)
     ks = np.arange(1, S)
     return {"roll": float(_cycle_hits(nearest, ks, S, 1).mean()),
             "exact": float(_cycle_hits(nearest, ks, S, 0).mean()),
@@ -134,15 +140,14 @@ def capsule_spread(est, X):
     and alone: two ``(n_capsules,)`` arrays. A capsule whose pattern does not roll in
     these sequences sums to a flat window in the sequence, but not when its frame is
     encoded alone, which assumes every capsule rolls."""
-    n, C = len(X), est.n_capsules
-    in_sequence = est.transform(X).reshape(n, S, C, -1)[:, 0]
-    alone = est._encode_frames(X.reshape(n, S, -1)[:, 0]).reshape(n, C, -1)
+    in_sequence, alone = frame0_latents(est, X)
     return in_sequence.std(-1).mean(0), alone.std(-1).mean(0)
 
 
-def print_capsule_owners(spreads):
-    """Which family each capsule varies most for, in the sequence: ``spreads`` maps a
-    family to ``capsule_spread``'s pair."""
+def capsule_owners(spreads):
+    """For each capsule, the index of the family (in the order of ``spreads``, which
+    maps a family to ``capsule_spread``'s pair) it varies most for in the sequence;
+    prints a summary."""
     families = list(spreads)
     in_sequence = np.stack([spreads[f][0] for f in families])  # (families, C)
     owner = in_sequence.argmax(0)
@@ -156,6 +161,7 @@ def print_capsule_owners(spreads):
               f"frame 0 in its sequence {mean(in_sequence[i, mine])} on those, "
               f"{mean(in_sequence[i, ~mine])} on the others; alone "
               f"{mean(alone[mine])} and {mean(alone[~mine])}")
+    return owner
 
 
 class EpochDiagnostics(Callback):
@@ -204,14 +210,22 @@ def run(config):
               + ("" if kind == "vae" else
                  " harmonics 1-3 " + " ".join(f"{h:.3f}" for h in capsule_harmonics(est, X))),
               flush=True)
-        if kind != "vae":
-            for where in ("alone", "in sequence"):
-                outcome = roll_outcomes(est, X, in_sequence=where == "in sequence")
-                print(f"    rolls of frame 0 {where}: "
-                      + ", ".join(f"{k} {v:.3f}" for k, v in outcome.items()), flush=True)
-            print(f"    u roll correlation {u_roll_correlation(est, X):.3f}")
-    if kind != "vae":
-        print_capsule_owners({family: capsule_spread(est, X) for family, X in tests.items()})
+    if kind == "vae":
+        return
+    owner = capsule_owners({family: capsule_spread(est, X) for family, X in tests.items()})
+    for i, (family, X) in enumerate(tests.items()):
+        in_sequence, alone = frame0_latents(est, X)
+        mine = (owner == i)[None, :, None]
+        # Which capsules spoil a frame alone: swap its values into the sequence's latent.
+        for where, t0 in (("alone", alone), ("in sequence", in_sequence),
+                          ("in sequence, its capsules alone",
+                           np.where(mine, alone, in_sequence)),
+                          ("in sequence, the other capsules alone",
+                           np.where(mine, in_sequence, alone))):
+            print(f"  {family:9s} rolls of frame 0 {where}: " + ", ".join(
+                f"{k} {v:.3f}" for k, v in roll_outcomes(est, X, t0).items()))
+        print(f"  {family:9s} u roll correlation {u_roll_correlation(est, X):.3f}",
+              flush=True)
 
 
 if __name__ == "__main__":

@@ -139,11 +139,12 @@ def test_roll_outcomes_tell_a_rolling_decoder_from_one_that_does_not_move():
     pattern = np.random.default_rng(0).normal(size=(5, 1, S))
     rolling = np.concatenate([np.roll(pattern, l, axis=-1) for l in range(S)], axis=1)
     X = rolling.reshape(5, -1)
-    for in_sequence in (False, True):
-        assert convergence_study.roll_outcomes(_IdentityCodec(), X, in_sequence) == {
+    for t0 in convergence_study.frame0_latents(_IdentityCodec(), X):  # in sequence, alone
+        assert convergence_study.roll_outcomes(_IdentityCodec(), X, t0) == {
             "roll": 1.0, "exact": 1.0, "unmoved": 0.0}
     shuffled = rolling[:, np.random.default_rng(1).permutation(S)].reshape(5, -1)
-    assert convergence_study.roll_outcomes(_IdentityCodec(), shuffled)["exact"] < 0.5
+    t0 = convergence_study.frame0_latents(_IdentityCodec(), shuffled)[1]
+    assert convergence_study.roll_outcomes(_IdentityCodec(), shuffled, t0)["exact"] < 0.5
 
     class Unmoved(_IdentityCodec):
         def _decode(self, T):  # row k holds t0 rolled by k + 1: roll it back
@@ -151,7 +152,7 @@ def test_roll_outcomes_tell_a_rolling_decoder_from_one_that_does_not_move():
             return np.stack([np.roll(T[:, k], -(k + 1), axis=-1)
                              for k in range(T.shape[1])], axis=1).reshape(len(T), -1)
 
-    outcome = convergence_study.roll_outcomes(Unmoved(), X)
+    outcome = convergence_study.roll_outcomes(Unmoved(), X, pattern)
     assert outcome["unmoved"] == 1.0 and outcome["exact"] == 0.0
     assert outcome["roll"] == pytest.approx(2 / (S - 1))
 
