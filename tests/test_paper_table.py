@@ -205,3 +205,14 @@ def test_u_roll_correlation_is_one_for_a_rolling_u_and_low_for_shuffled_frames()
         pytest.approx(1.0))
     shuffled = rolling[:, np.random.default_rng(1).permutation(S)]
     assert convergence_study.u_roll_correlation(estimator(1 + shuffled), X) < 0.5
+
+
+def test_capsule_owners_gives_each_capsule_the_family_it_varies_most_for(capsys):
+    """convergence_study's split of capsules between families (in sequence spreads)."""
+    import convergence_study
+
+    spreads = {"rotation": (np.array([0.9, 0.1, 0.2]), np.ones(3)),
+               "hue": (np.array([0.1, 0.8, 0.3]), np.ones(3))}
+    owner = convergence_study.capsule_owners(spreads)
+    np.testing.assert_array_equal(owner, [0, 1, 1])
+    assert "rotation  capsules varying most for it: 1" in capsys.readouterr().out
