@@ -56,7 +56,7 @@ from sktvae.datasets import fetch_mnist
 from sktvae.metrics import (
     equivariance_error,
     _cycle_hits,
-    _nearest_frame_hits,
+    _nearest_frames,
     _rolled_nearest_frames,
     roll_prediction_accuracy,
 )
@@ -67,8 +67,8 @@ def decoded_frame_accuracy(est, X):
     n = len(X)
     T = est.transform(X).reshape(n, S, -1).astype(np.float32)
     decoded = est._decode(torch.from_numpy(T)).reshape(n, S, -1)
-    return float(_nearest_frame_hits(decoded, X.reshape(n, S, -1).astype(np.float32),
-                                     np.arange(S)).mean())
+    nearest = _nearest_frames(decoded, X.reshape(n, S, -1).astype(np.float32))
+    return float(_cycle_hits(nearest, np.arange(S), S).mean())
 
 
 def diagnostics(est, X, others=()):
@@ -85,10 +85,10 @@ def diagnostics(est, X, others=()):
             "KL z": gaussian_kl(z_mean, z_logvar).mean().item() / S, "KL u": kl_u}
 
 
-def capsule_harmonics(est, X, n=3):
-    """Share of the power of t (frame 0 alone, each capsule centred) in harmonics 1..n
-    of the capsule dimension; the rest is in higher ones."""
-    t = est._encode_frames(X.reshape(len(X), S, -1)[:, 0]).reshape(len(X), S, S)
+def capsule_harmonics(t, n=3):
+    """Share of the power of capsules ``t`` ``(n_sequences, n_capsules, capsule_dim)``
+    (frame 0 alone, each capsule centred) in harmonics 1..n of the capsule dimension;
+    the rest is in higher ones."""
     power = (np.abs(np.fft.rfft(t - t.mean(-1, keepdims=True), axis=-1)) ** 2).mean((0, 1))
     return power[1:n + 1] / power[1:].sum()
 
@@ -134,13 +134,12 @@ def u_roll_correlation(est, X):
     return float((dot / np.maximum(norms, 1e-12)).mean())
 
 
-def capsule_spread(est, X):
+def capsule_spread(in_sequence, alone):
     """How much each capsule of frame 0 varies along its dimensions (the standard
-    deviation of t over the capsule, averaged over sequences), encoded in its sequence
-    and alone: two ``(n_capsules,)`` arrays. A capsule whose pattern does not roll in
-    these sequences sums to a flat window in the sequence, but not when its frame is
-    encoded alone, which assumes every capsule rolls."""
-    in_sequence, alone = frame0_latents(est, X)
+    deviation of t over the capsule, averaged over sequences), given ``frame0_latents``:
+    in its sequence and alone, two ``(n_capsules,)`` arrays. A capsule whose pattern
+    does not roll in these sequences sums to a flat window in the sequence, but not when
+    its frame is encoded alone, which assumes every capsule rolls."""
     return in_sequence.std(-1).mean(0), alone.std(-1).mean(0)
 
 
@@ -202,19 +201,21 @@ def run(config):
     seconds = time.perf_counter() - start
     print(f"  fit {seconds:.0f} s, {len(X_train) * S * est.max_epochs / seconds:.0f} "
           "frames/s (with the per-epoch diagnostics)")
+    # t of frame 0 in its sequence and alone, once per family, for the TVAE diagnostics
+    latents = {} if kind == "vae" else {f: frame0_latents(est, X) for f, X in tests.items()}
     for family, X in tests.items():
+        harmonics = ("" if kind == "vae" else " harmonics 1-3 " + " ".join(
+            f"{h:.3f}" for h in capsule_harmonics(latents[family][1])))
         print(f"  {family:9s} ll/frame {est.score(X) / S:8.2f} "
               f"E_eq {equivariance_error(est, X, capsule_shape=(S, S)):8.1f} "
               f"E_eq centred {equivariance_error(est, X, center=True, capsule_shape=(S, S)):8.1f} "
               f"roll acc {roll_prediction_accuracy(est, X, capsule_shape=(S, S)):.3f}"
-              + ("" if kind == "vae" else
-                 " harmonics 1-3 " + " ".join(f"{h:.3f}" for h in capsule_harmonics(est, X))),
-              flush=True)
+              + harmonics, flush=True)
     if kind == "vae":
         return
-    owner = capsule_owners({family: capsule_spread(est, X) for family, X in tests.items()})
+    owner = capsule_owners({f: capsule_spread(*latents[f]) for f in tests})
     for i, (family, X) in enumerate(tests.items()):
-        in_sequence, alone = frame0_latents(est, X)
+        in_sequence, alone = latents[family]
         mine = (owner == i)[None, :, None]
         # Which capsules spoil a frame alone: swap its values into the sequence's latent.
         for where, t0 in (("alone", alone), ("in sequence", in_sequence),

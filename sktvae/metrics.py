@@ -244,17 +244,6 @@ def _cycle_hits(nearest, targets, S, tolerance=1):
     return np.minimum(distance, S - distance) <= tolerance
 
 
-def _nearest_frame_hits(decoded, frames, targets, tolerance=1):
-    """Whether each decoded image's nearest true frame (MSE) is its target frame.
-
-    ``decoded`` is ``(n, k, F)``, ``frames`` the sequences ``(n, S, F)`` and ``targets``
-    the ``k`` frame indices; a hit is within ``tolerance`` steps around the cycle.
-    Returns a boolean ``(n, k)`` array.
-    """
-    return _cycle_hits(_nearest_frames(decoded, frames), targets, frames.shape[1],
-                       tolerance)
-
-
 def capsule_roll_correlation(estimator, X, shifts=None, *, capsule_shape=None):
     """The paper's CapCorr: correlation of true shifts with the rolls seen in capsules.
 

@@ -99,18 +99,10 @@ def test_capsule_harmonics_finds_the_period_of_the_capsule_pattern():
     S = paper_table.S
     d = np.arange(S)
 
-    class Encoded:  # stands in for a fitted estimator: t of frame 0 is given
-        def __init__(self, h):
-            self.h = h
-
-        def _encode_frames(self, frames):
-            phase = np.arange(len(frames))[:, None, None]
-            t = 3.0 + np.cos(2 * np.pi * self.h * d / S + phase) * np.ones((1, S, 1))
-            return t.reshape(len(frames), -1)
-
-    X = np.zeros((4, S * 5))
+    phase = np.arange(4)[:, None, None]  # t of frame 0 of four sequences
     for h in (1, 2, 3):
-        np.testing.assert_allclose(convergence_study.capsule_harmonics(Encoded(h), X),
+        t = 3.0 + np.cos(2 * np.pi * h * d / S + phase) * np.ones((1, S, 1))
+        np.testing.assert_allclose(convergence_study.capsule_harmonics(t),
                                    np.eye(3)[h - 1], atol=1e-12)
 
 
@@ -176,7 +168,8 @@ def test_capsule_spread_tells_flat_capsules_from_varying_ones():
             t = np.ones((len(frames), 2, 1)) * 2 * np.cos(2 * np.pi * np.arange(9) / 9)
             return t.reshape(len(frames), -1)
 
-    in_sequence, alone = convergence_study.capsule_spread(Encoded(), np.zeros((3, S * 18)))
+    in_sequence, alone = convergence_study.capsule_spread(
+        *convergence_study.frame0_latents(Encoded(), np.zeros((3, S * 18))))
     np.testing.assert_allclose(in_sequence, [0.0, np.sqrt(2)], atol=1e-12)
     np.testing.assert_allclose(alone, [np.sqrt(2), np.sqrt(2)], atol=1e-12)
 
