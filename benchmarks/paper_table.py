@@ -7,18 +7,19 @@ at a random value, digits coloured. Each model is then measured on held-out test
 sequences of each transformation alone: log-likelihood per frame (importance-sampled,
 nats), E_eq uncentred and centred, roll-prediction accuracy and CapCorr.
 
-Then VAE, TVAE L=2 and TVAE L=S/2 are trained again on sequences of one transformation
-at a time (``--single-train`` x ``--single-epochs``) and measured on it: in the mixed
-set a single frame does not tell which transformation its sequence follows, so rolling
-all capsules of one frame cannot mean "the next rotation" and "the next hue" at once.
+Then VAE and TVAE L=S/2 (``--single-models``) are trained again on sequences of one
+transformation at a time (``--single-train`` x ``--single-epochs``) and measured on it:
+trained on the mixed set, the TVAE's capsules split between the transformations and a
+frame encoded alone rolls poorly although its encoded sequence rolls well
+(benchmarks/README.md, "Why one frame alone does not roll in the mixed set").
 
 Run: ``python benchmarks/paper_table.py`` (default budget: see ``--help``; on 2 CPU
 cores with AMX, bfloat16 training, 24 minutes for the mixed table and about 5 for the
 one-transformation runs; on a CPU without bfloat16 units training runs in float32,
 about 10 minutes a model on 2 AVX2 cores, so pick ``--models`` or a smaller budget
-there; ``--single-epochs 0`` skips the one-transformation runs), or ``--full`` for the paper's setting
-(48 000 training sequences, 100 epochs, SGD lr 1e-4 with momentum 0.9: for a GPU,
-``--device cuda``). Results go to stdout and, as JSON, to ``--out``.
+there; ``--single-epochs 0`` skips the one-transformation runs), or ``--full`` for the
+paper's setting (48 000 training sequences, 100 epochs, SGD lr 1e-4 with momentum 0.9:
+for a GPU, ``--device cuda``). Results go to stdout and, as JSON, to ``--out``.
 """
 
 import argparse
