@@ -31,8 +31,10 @@ which capsules spoil the roll of a frame alone.
 
 Each argument is a JSON dict of estimator parameters, with ``n_train`` (sequences),
 ``kind`` ("tvae" or "vae"), ``families``, ``combine`` ("random": one family per
-training sequence, as the paper; "compose": all of them at once) and ``bf16`` (train
-with bfloat16 autocast through accelerate, as ``paper_table.py`` does) besides:
+training sequence, as the paper; "compose": all of them at once), ``compose_fraction``
+(this share of the training sequences composed, the rest as ``combine`` says) and
+``bf16`` (train with bfloat16 autocast through accelerate, as ``paper_table.py`` does)
+besides:
 
     python benchmarks/convergence_study.py '{"n_train": 2000, "max_epochs": 20,
         "temporal_window": 2, "families": ["rotation"]}'
@@ -49,7 +51,13 @@ import torch
 from skorch.callbacks import Callback
 
 from _common import MNIST, S
-from paper_table import FAMILIES, accelerator, elbo_per_frame, sequences
+from paper_table import (
+    FAMILIES,
+    accelerator,
+    elbo_per_frame,
+    sequences,
+    training_sequences,
+)
 from sktvae import VAE, TopographicVAE
 from sktvae._model import gaussian_kl
 from sktvae.datasets import fetch_mnist
@@ -183,10 +191,12 @@ def run(config):
     kind = config.pop("kind", "tvae")
     families = config.pop("families", FAMILIES)
     combine = config.pop("combine", "random")  # or "compose": all families in every sequence
+    compose_fraction = config.pop("compose_fraction", 0.0)
     if config.pop("bf16", False):  # bfloat16 autocast in training (accelerate)
         config["accelerator"] = accelerator("bf16")
     mnist = fetch_mnist(path=MNIST)
-    X_train = sequences(mnist.x_train[:n_train], families, combine, seed=0)
+    X_train, n_composed = training_sequences(mnist.x_train[:n_train], families, combine,
+                                             compose_fraction)
     tests = {f: sequences(mnist.x_test[:300], [f], "compose", seed=1) for f in FAMILIES}
     # A closure, not the estimator itself, so that get_params does not recurse.
     monitor = EpochDiagnostics(lambda: diagnostics(
@@ -194,8 +204,8 @@ def run(config):
     params = dict(sequence_length=S, random_state=0, callbacks=[monitor], **config)
     est = (VAE(n_components=S * S, **params) if kind == "vae"
            else TopographicVAE(S, S, **params))
-    print(f"{kind} {config} n_train={n_train} families={list(families)} ({combine})",
-          flush=True)
+    print(f"{kind} {config} n_train={n_train} families={list(families)} ({combine}, "
+          f"{n_composed} composed)", flush=True)
     start = time.perf_counter()
     est.fit(X_train)
     seconds = time.perf_counter() - start

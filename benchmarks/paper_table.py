@@ -65,6 +65,23 @@ def sequences(images, families, combine, seed):
     return seq.fit_transform(images.reshape(len(images), -1))
 
 
+def training_sequences(images, families, combine, compose_fraction=0.0):
+    """Training sequences of ``images``, one per image: each with one of ``families``
+    (``combine="random"``, the paper's set) or all of them at once (``"compose"``), and
+    the last ``compose_fraction`` of them composed whatever ``combine`` is. Returns the
+    sequences and how many are composed that way."""
+    if not 0 <= compose_fraction <= 1:
+        raise ValueError(f"compose_fraction must be in [0, 1], got {compose_fraction}.")
+    n = len(images)
+    n_composed = round(n * compose_fraction)
+    parts = []
+    if n_composed < n:
+        parts.append(sequences(images[:n - n_composed], families, combine, seed=0))
+    if n_composed:
+        parts.append(sequences(images[n - n_composed:], families, "compose", seed=3))
+    return np.concatenate(parts), n_composed
+
+
 class HeldOutELBO(Callback):
     """Records the one-sample ELBO per frame of held-out sequences after every epoch,
     so the likelihood trend of each model is visible (the IS estimate is costlier)."""
@@ -121,6 +138,10 @@ def parse_args(argv=None):
                         help="the reference decoder (center_decoder_input=False)")
     parser.add_argument("--u-mean-init", type=float, default=1.0,
                         help="TopographicVAE's u_mean_init; 0 is the reference's start")
+    parser.add_argument("--compose-fraction", type=float, default=0.0,
+                        help="share of the training sequences that apply rotation, hue "
+                             "and scale at once (not the paper's set, which has none); "
+                             "the rest have one each")
     parser.add_argument("--models", default=None, help="comma-separated subset")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
@@ -155,7 +176,8 @@ def main(argv=None):
 def run(train_images, test_images, args):
     """Train every model on sequences of ``train_images`` (28x28 grey, uint8 or [0, 1])
     and measure it on sequences of ``test_images``; returns the results dict."""
-    X_train = sequences(train_images, FAMILIES, "random", seed=0)
+    X_train, n_composed = training_sequences(train_images, FAMILIES, "random",
+                                             args.compose_fraction)
     tests = {f: sequences(test_images, [f], "compose", seed=1) for f in FAMILIES}
     held_out = np.concatenate([X[:100] for X in tests.values()])
     common = dict(hidden_layer_sizes=tuple(int(h) for h in args.hidden.split(",")),
@@ -166,7 +188,8 @@ def run(train_images, test_images, args):
                     args.mu_init, centred, args.u_mean_init)
     if args.models:
         chosen = {k: v for k, v in chosen.items() if k in args.models.split(",")}
-    print(f"{len(X_train)} training sequences x {S} frames, {args.epochs} epochs "
+    print(f"{len(X_train)} training sequences x {S} frames ({n_composed} composed), "
+          f"{args.epochs} epochs "
           f"({len(X_train) * S * args.epochs / 1e6:.2f} M frames per model), "
           f"{args.precision} training, {args.test} test sequences per family", flush=True)
     results = fit_and_measure(chosen, X_train, tests, args)

@@ -209,3 +209,27 @@ def test_capsule_owners_gives_each_capsule_the_family_it_varies_most_for(capsys)
     owner = convergence_study.capsule_owners(spreads)
     np.testing.assert_array_equal(owner, [0, 1, 1])
     assert "rotation  capsules varying most for it: 1" in capsys.readouterr().out
+
+
+def test_training_sequences_compose_the_given_share_and_leave_the_rest_one_family():
+    """The benchmarks' training set with --compose-fraction: the last share of the
+    sequences rotate and change hue at once, the others do one of the two."""
+    images = load_digits_images(size=28).data.reshape(-1, 28, 28)[:12]
+    X, n_composed = paper_table.training_sequences(
+        images, ["rotation", "hue"], "random", compose_fraction=0.5)
+    assert X.shape[0] == 12 and n_composed == 6
+    frames = X.reshape(12, paper_table.S, 3, -1).astype(np.float32)
+    brightness = frames.sum(2)  # (sequence, frame, pixel): moves when the digit turns
+    moves = np.abs(brightness - brightness[:, :1]).mean((1, 2)) / brightness.mean((1, 2))
+    colour = (frames * (brightness[:, :, None] > 0.3)).sum(-1)
+    colour /= colour.sum(-1, keepdims=True)  # the share of each channel: moves with hue
+    recolours = np.abs(colour - colour[:, :1]).sum(-1).mean(1)
+    turns, changes_hue = moves > 0.3, recolours > 0.5
+    np.testing.assert_array_equal(turns[:6] ^ changes_hue[:6], True)  # one family each
+    assert turns[:6].any() and changes_hue[:6].any()
+    np.testing.assert_array_equal(turns[6:] & changes_hue[6:], True)  # both at once
+    X_all, n_all = paper_table.training_sequences(images[:4], ["rotation", "hue"],
+                                                        "random", compose_fraction=1.0)
+    assert X_all.shape[0] == 4 and n_all == 4
+    with pytest.raises(ValueError, match="compose_fraction"):
+        paper_table.training_sequences(images[:4], ["hue"], "random", compose_fraction=1.5)
