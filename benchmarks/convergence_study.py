@@ -29,12 +29,12 @@ transformations can split its capsules between them. Swapping the alone values o
 family's own capsules, or of the others, into the sequence's latent of frame 0 shows
 which capsules spoil the roll of a frame alone.
 
-Each argument is a JSON dict of estimator parameters, with ``n_train`` (sequences),
-``kind`` ("tvae" or "vae"), ``families``, ``combine`` ("random": one family per
-training sequence, as the paper; "compose": all of them at once), ``compose_fraction``
-(this share of the training sequences composed, the rest as ``combine`` says) and
-``bf16`` (train with bfloat16 autocast through accelerate, as ``paper_table.py`` does)
-besides:
+Each argument is a JSON dict of estimator parameters (``random_state`` is 0 unless
+given), with ``n_train`` (sequences), ``kind`` ("tvae" or "vae"), ``families``,
+``combine`` ("random": one family per training sequence, as the paper; "compose": all
+of them at once), ``compose_fraction`` (this share of the training sequences composed,
+the rest as ``combine`` says) and ``bf16`` (train with bfloat16 autocast through
+accelerate, as ``paper_table.py`` does) besides:
 
     python benchmarks/convergence_study.py '{"n_train": 2000, "max_epochs": 20,
         "temporal_window": 2, "families": ["rotation"]}'
@@ -201,7 +201,7 @@ def run(config):
     # A closure, not the estimator itself, so that get_params does not recurse.
     monitor = EpochDiagnostics(lambda: diagnostics(
         est, tests["rotation"][:150], [(f, tests[f][:150]) for f in families if f != "rotation"]))
-    params = dict(sequence_length=S, random_state=0, callbacks=[monitor], **config)
+    params = {"sequence_length": S, "random_state": 0, "callbacks": [monitor], **config}
     est = (VAE(n_components=S * S, **params) if kind == "vae"
            else TopographicVAE(S, S, **params))
     print(f"{kind} {config} n_train={n_train} families={list(families)} ({combine}, "
