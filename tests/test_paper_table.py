@@ -229,7 +229,7 @@ def test_training_sequences_compose_the_given_share_and_leave_the_rest_one_famil
     assert turns[:6].any() and changes_hue[:6].any()
     np.testing.assert_array_equal(turns[6:] & changes_hue[6:], True)  # both at once
     X_all, n_all = paper_table.training_sequences(images[:4], ["rotation", "hue"],
-                                                        "random", compose_fraction=1.0)
+                                                  "random", compose_fraction=1.0)
     assert X_all.shape[0] == 4 and n_all == 4
     with pytest.raises(ValueError, match="compose_fraction"):
         paper_table.training_sequences(images[:4], ["hue"], "random", compose_fraction=1.5)
