@@ -55,7 +55,7 @@ from paper_table import (
     FAMILIES,
     accelerator,
     elbo_per_frame,
-    sequences,
+    held_out_sequences,
     training_sequences,
 )
 from sktvae import VAE, TopographicVAE
@@ -197,7 +197,7 @@ def run(config):
     mnist = fetch_mnist(path=MNIST)
     X_train, n_composed = training_sequences(mnist.x_train[:n_train], families, combine,
                                              compose_fraction)
-    tests = {f: sequences(mnist.x_test[:300], [f], "compose", seed=1) for f in FAMILIES}
+    tests = held_out_sequences(mnist.x_test[:300])
     # A closure, not the estimator itself, so that get_params does not recurse.
     monitor = EpochDiagnostics(lambda: diagnostics(
         est, tests["rotation"][:150], [(f, tests[f][:150]) for f in families if f != "rotation"]))

@@ -82,6 +82,12 @@ def training_sequences(images, families, combine, compose_fraction=0.0):
     return np.concatenate(parts), n_composed
 
 
+def held_out_sequences(images):
+    """The held-out sequences of ``images``: one set per family in ``FAMILIES``, each
+    sequence one whole cycle of that transformation alone (the same digits in each)."""
+    return {f: sequences(images, [f], "compose", seed=1) for f in FAMILIES}
+
+
 class HeldOutELBO(Callback):
     """Records the one-sample ELBO per frame of held-out sequences after every epoch,
     so the likelihood trend of each model is visible (the IS estimate is costlier)."""
@@ -178,7 +184,7 @@ def run(train_images, test_images, args):
     and measure it on sequences of ``test_images``; returns the results dict."""
     X_train, n_composed = training_sequences(train_images, FAMILIES, "random",
                                              args.compose_fraction)
-    tests = {f: sequences(test_images, [f], "compose", seed=1) for f in FAMILIES}
+    tests = held_out_sequences(test_images)
     held_out = np.concatenate([X[:100] for X in tests.values()])
     common = dict(hidden_layer_sizes=tuple(int(h) for h in args.hidden.split(",")),
                   lr=args.lr, optimizer=args.optimizer, batch_size=args.batch_size,
