@@ -11,7 +11,8 @@ after every epoch, on 150 held-out rotation sequences:
   model does not yet tell one rotation from another at all;
 * ``roll hue``, ``roll scale``: roll accuracy on 150 held-out sequences of each other
   transformation trained on;
-* ``KL z`` and ``KL u`` per frame: which latent carries the information.
+* ``KL z`` and ``KL u`` per frame: which latent carries the information;
+* ``elbo hue``, ``elbo scale``: the ELBO per frame of those other sequences.
 
 At the end, log-likelihood, E_eq (plain and centred), roll accuracy and the spectrum
 of the capsules (``harmonics``: the share of t's power along the capsule dimension in
@@ -90,7 +91,8 @@ def diagnostics(est, X, others=()):
             "frames": decoded_frame_accuracy(est, X),
             **{f"roll {family}": roll_prediction_accuracy(est, Y, capsule_shape=(S, S))
                for family, Y in others},
-            "KL z": gaussian_kl(z_mean, z_logvar).mean().item() / S, "KL u": kl_u}
+            "KL z": gaussian_kl(z_mean, z_logvar).mean().item() / S, "KL u": kl_u,
+            **{f"elbo {family}": elbo_per_frame(module, Y, rows=len(Y)) for family, Y in others}}
 
 
 def capsule_harmonics(t, n=3):
