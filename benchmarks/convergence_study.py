@@ -35,7 +35,8 @@ given), with ``n_train`` (sequences), ``kind`` ("tvae" or "vae"), ``families``,
 ``combine`` ("random": one family per training sequence, as the paper; "compose": all
 of them at once), ``compose_fraction`` (this share of the training sequences composed,
 the rest as ``combine`` says) and ``bf16`` (train with bfloat16 autocast through
-accelerate, as ``paper_table.py`` does) besides:
+accelerate, as ``paper_table.py`` does) and ``anneal_from`` (keep the learning rate
+for this many epochs, then lower it along a half cosine towards 0 at ``max_epochs``) besides:
 
     python benchmarks/convergence_study.py '{"n_train": 2000, "max_epochs": 20,
         "temporal_window": 2, "families": ["rotation"]}'
@@ -44,12 +45,14 @@ The measurements it produced are in benchmarks/README.md.
 """
 
 import json
+import math
 import sys
 import time
+from functools import partial
 
 import numpy as np
 import torch
-from skorch.callbacks import Callback
+from skorch.callbacks import Callback, LRScheduler
 
 from _common import MNIST, S
 from paper_table import (
@@ -187,6 +190,25 @@ class EpochDiagnostics(Callback):
               + ", ".join(f"{k} {v:.3f}" for k, v in values.items()), flush=True)
 
 
+def _annealed(epoch, start, stop):
+    """The learning-rate factor of epoch ``epoch + 1``: 1 for the first ``start``
+    epochs, then a half cosine taken at the middle of each later epoch, so that it falls
+    from nearly 1 to nearly 0 over epochs ``start + 1 .. stop``."""
+    if epoch < start:
+        return 1.0
+    return 0.5 * (1 + math.cos(math.pi * (epoch - start + 0.5) / (stop - start)))
+
+
+def annealing(start, stop):
+    """A skorch callback that keeps the learning rate for the first ``start`` epochs,
+    then anneals it towards 0 by epoch ``stop``: up to epoch ``start`` the run is the
+    constant-rate run, epoch for epoch (the seed fixes the shuffling and the noise)."""
+    if not 0 <= start < stop:
+        raise ValueError(f"anneal_from must be in [0, max_epochs), got {start} "
+                         f"with max_epochs={stop}.")
+    return LRScheduler("LambdaLR", lr_lambda=partial(_annealed, start=start, stop=stop))
+
+
 def run(config):
     config = dict(config)
     n_train = config.pop("n_train", 2000)
@@ -194,6 +216,7 @@ def run(config):
     families = config.pop("families", FAMILIES)
     combine = config.pop("combine", "random")  # or "compose": all families in every sequence
     compose_fraction = config.pop("compose_fraction", 0.0)
+    anneal_from = config.pop("anneal_from", None)
     if config.pop("bf16", False):  # bfloat16 autocast in training (accelerate)
         config["accelerator"] = accelerator("bf16")
     mnist = fetch_mnist(path=MNIST)
@@ -203,11 +226,16 @@ def run(config):
     # A closure, not the estimator itself, so that get_params does not recurse.
     monitor = EpochDiagnostics(lambda: diagnostics(
         est, tests["rotation"][:150], [(f, tests[f][:150]) for f in families if f != "rotation"]))
-    params = {"sequence_length": S, "random_state": 0, "callbacks": [monitor], **config}
+    callbacks = [monitor]
+    if anneal_from is not None:
+        callbacks.append(annealing(anneal_from, config.get("max_epochs", 20)))
+    params = {"sequence_length": S, "random_state": 0, "callbacks": callbacks, **config}
     est = (VAE(n_components=S * S, **params) if kind == "vae"
            else TopographicVAE(S, S, **params))
     print(f"{kind} {config} n_train={n_train} families={list(families)} ({combine}, "
-          f"{n_composed} composed)", flush=True)
+          f"{n_composed} composed)"
+          + ("" if anneal_from is None else f", learning rate annealed from epoch {anneal_from}"),
+          flush=True)
     start = time.perf_counter()
     est.fit(X_train)
     seconds = time.perf_counter() - start

@@ -233,3 +233,23 @@ def test_training_sequences_compose_the_given_share_and_leave_the_rest_one_famil
     assert X_all.shape[0] == 4 and n_all == 4
     with pytest.raises(ValueError, match="compose_fraction"):
         paper_table.training_sequences(images[:4], ["hue"], "random", compose_fraction=1.5)
+
+
+def test_annealing_keeps_the_rate_then_lowers_it_towards_zero():
+    """convergence_study's ``anneal_from``: the first epochs train at the set rate (so
+    the run repeats the constant-rate one up to there), the later ones at a falling one."""
+    import convergence_study
+
+    est = TopographicVAE(2, 3, sequence_length=2, hidden_layer_sizes=(8,), max_epochs=6,
+                         lr=1e-2, random_state=0,
+                         callbacks=[convergence_study.annealing(3, 6)])
+    X = np.random.default_rng(0).random((16, 2 * 9))
+    lrs = est.fit(X).history_[:, "event_lr"]
+    assert lrs[:3] == [1e-2] * 3
+    assert 1e-2 > lrs[3] > lrs[4] > lrs[5] > 0
+    assert lrs[5] < 1e-3
+    constant = TopographicVAE(2, 3, sequence_length=2, hidden_layer_sizes=(8,),
+                              max_epochs=3, lr=1e-2, random_state=0).fit(X)
+    assert est.history_[:3, "train_loss"] == constant.history_[:, "train_loss"]
+    with pytest.raises(ValueError, match="anneal_from"):
+        convergence_study.annealing(6, 6)
