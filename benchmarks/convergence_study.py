@@ -36,7 +36,8 @@ given), with ``n_train`` (sequences), ``kind`` ("tvae" or "vae"), ``families``,
 of them at once), ``compose_fraction`` (this share of the training sequences composed,
 the rest as ``combine`` says) and ``bf16`` (train with bfloat16 autocast through
 accelerate, as ``paper_table.py`` does) and ``anneal_from`` (keep the learning rate
-for this many epochs, then lower it along a half cosine towards 0 at ``max_epochs``) besides:
+for this many epochs, then lower it along a half cosine towards 0 at ``max_epochs``)
+besides:
 
     python benchmarks/convergence_study.py '{"n_train": 2000, "max_epochs": 20,
         "temporal_window": 2, "families": ["rotation"]}'
@@ -232,10 +233,9 @@ def run(config):
     params = {"sequence_length": S, "random_state": 0, "callbacks": callbacks, **config}
     est = (VAE(n_components=S * S, **params) if kind == "vae"
            else TopographicVAE(S, S, **params))
+    annealed = "" if anneal_from is None else f", learning rate annealed from epoch {anneal_from}"
     print(f"{kind} {config} n_train={n_train} families={list(families)} ({combine}, "
-          f"{n_composed} composed)"
-          + ("" if anneal_from is None else f", learning rate annealed from epoch {anneal_from}"),
-          flush=True)
+          f"{n_composed} composed){annealed}", flush=True)
     start = time.perf_counter()
     est.fit(X_train)
     seconds = time.perf_counter() - start
