@@ -227,12 +227,11 @@ def run(config):
     # A closure, not the estimator itself, so that get_params does not recurse.
     monitor = EpochDiagnostics(lambda: diagnostics(
         est, tests["rotation"][:150], [(f, tests[f][:150]) for f in families if f != "rotation"]))
-    callbacks = [monitor]
-    if anneal_from is not None:
-        callbacks.append(annealing(anneal_from, config.get("max_epochs", 20)))
-    params = {"sequence_length": S, "random_state": 0, "callbacks": callbacks, **config}
+    params = {"sequence_length": S, "random_state": 0, "callbacks": [monitor], **config}
     est = (VAE(n_components=S * S, **params) if kind == "vae"
            else TopographicVAE(S, S, **params))
+    if anneal_from is not None:  # to 0 at the estimator's own max_epochs, default or given
+        est.set_params(callbacks=[monitor, annealing(anneal_from, est.max_epochs)])
     annealed = "" if anneal_from is None else f", learning rate annealed from epoch {anneal_from}"
     print(f"{kind} {config} n_train={n_train} families={list(families)} ({combine}, "
           f"{n_composed} composed){annealed}", flush=True)
