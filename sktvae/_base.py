@@ -28,6 +28,19 @@ _OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
 _FRAMES_PER_CHUNK = 8192
 
 
+def _get_rng_state(devices):
+    """torch's RNG state: the CPU generator's and each listed CUDA device's."""
+    return {"cpu": torch.get_rng_state(),
+            "cuda": {d: torch.cuda.get_rng_state(d) for d in devices}}
+
+
+def _set_rng_state(state, devices):
+    torch.set_rng_state(state["cpu"])
+    for d in devices:  # a device not saved (the model moved) keeps its fresh state
+        if d in state["cuda"]:
+            torch.cuda.set_rng_state(state["cuda"][d], d)
+
+
 def _check_finite(X, rows_per_chunk=1024):
     """Raise sklearn's ValueError for NaN or infinity, in bounded memory."""
     for start in range(0, len(X), rows_per_chunk):
@@ -171,6 +184,10 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
     def partial_fit(self, X, y=None):
         """Train for one epoch on ``X``, initialising the model on the first call.
 
+        Each call takes ``random_state``'s stream up where the last one left it, so
+        ``n`` calls on the same ``X`` train exactly as ``fit`` with ``max_epochs=n``
+        (as does a ``warm_start`` fit that goes on, or a pickled model trained further).
+
         Parameters
         ----------
         X : array-like of shape (n_sequences, n_features)
@@ -191,11 +208,18 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
         return self._train(X, epochs=1, initialize=first_fit)
 
     def _train(self, X, epochs, initialize):
-        seed = self._seed(self.random_state)
+        devices = self._cuda_devices()
         # A private RNG stream: the same seed gives the same fit, and the caller's global
-        # torch RNG is left as it was.
-        with torch.random.fork_rng(devices=self._cuda_devices()):
-            torch.manual_seed(seed)
+        # torch RNG is left as it was. Training that goes on (partial_fit, warm_start)
+        # takes the stream up where the last call left it, so two calls of one epoch
+        # train as one fit of two: reseeding would replay the first epoch's shuffling
+        # and noise, every example with the same noise draw each epoch.
+        with torch.random.fork_rng(devices=devices):
+            state = None if initialize else getattr(self, "_train_rng_state", None)
+            if state is None:  # a first fit (or a model pickled before this state)
+                torch.manual_seed(self._seed(self.random_state))
+            else:
+                _set_rng_state(state, devices)
             if initialize:
                 self._check_model_size(X.shape[2])
                 self.n_features_per_frame_ = X.shape[2]
@@ -204,6 +228,7 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
             # skorch's partial_fit: callbacks' on_train_begin/end run, and Ctrl-C stops
             # cleanly after the last completed batch, leaving a usable estimator.
             self.net_.partial_fit(X, None, epochs=epochs)
+            self._train_rng_state = _get_rng_state(devices)
         self.history_ = self.net_.history
         return self
 

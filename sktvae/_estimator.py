@@ -53,7 +53,8 @@ default="adam"
         ``pip install accelerate``; persist such models with
         ``net_.save_params`` / ``net_.load_params``.
     warm_start : bool, default=False
-        If True, :meth:`fit` continues from the current parameters.
+        If True, :meth:`fit` continues from the current parameters (and from where
+        training left ``random_state``'s stream, as :meth:`partial_fit` does).
     random_state : int, RandomState instance or None, default=None
         Seeds initialisation, batching and sampling noise (and the noise of
         :meth:`score_samples`). The global torch RNG is left untouched.

@@ -1,6 +1,7 @@
 """Behaviour of TopographicVAE and VAE: shapes, determinism, persistence, likelihood."""
 
 import io
+import pickle
 
 import joblib
 import numpy as np
@@ -122,6 +123,24 @@ def test_warm_start_and_partial_fit_continue_training(X):
     est2 = tiny_tvae()
     est2.partial_fit(X).partial_fit(X)
     assert len(est2.history_) == 2
+
+
+@pytest.mark.parametrize("make", [tiny_tvae, tiny_vae])
+def test_training_on_in_steps_is_one_longer_fit(make, X):
+    """partial_fit, warm_start and a pickled model resumed all take the random stream up
+    where training left it: epoch for epoch the same as one fit. Reseeding at each call
+    would replay the first epoch's shuffling and noise."""
+    whole = make(max_epochs=3).fit(X)
+    stepped = make()
+    for _ in range(3):
+        stepped.partial_fit(X)
+    warm = make(max_epochs=1, warm_start=True).fit(X).set_params(max_epochs=2).fit(X)
+    resumed = pickle.loads(pickle.dumps(make(max_epochs=2).fit(X)))
+    resumed.partial_fit(X)
+    expected = whole.history_[:, "train_loss"]
+    for est in (stepped, warm, resumed):
+        np.testing.assert_allclose(est.history_[:, "train_loss"], expected, rtol=1e-6)
+        np.testing.assert_allclose(est.transform(X), whole.transform(X), rtol=1e-5, atol=1e-6)
 
 
 def test_vae_scores_sum_over_frames(X):
