@@ -86,11 +86,18 @@ def decoded_frame_accuracy(est, X):
     return float(_cycle_hits(nearest, np.arange(S), S).mean())
 
 
-def diagnostics(est, X, others=()):
+def encoded(est, X):
+    """q(z|x) and q(u|x) of sequences ``X`` as the module returns them, on the CPU."""
     module = est.net_.module_
     with torch.inference_mode():
         x = torch.from_numpy(X.astype(np.float32)).view(len(X), S, -1)
-        z_mean, z_logvar, u_mean, u_logvar = module.encode(x)
+        params = module.encode(x.to(next(module.parameters()).device))
+    return [None if p is None else p.cpu() for p in params]
+
+
+def diagnostics(est, X, others=()):
+    module = est.net_.module_
+    z_mean, z_logvar, u_mean, u_logvar = encoded(est, X)
     kl_u = 0.0 if u_mean is None else gaussian_kl(u_mean, u_logvar).mean().item() / S
     return {"elbo": elbo_per_frame(module, X, rows=len(X)),  # one pass, as measured
             "roll": roll_prediction_accuracy(est, X, capsule_shape=(S, S)),
@@ -138,10 +145,7 @@ def u_roll_correlation(est, X):
     0's (each capsule centred; averaged over frames 1..S-1 and sequences): 1 when the
     encoder's u rolls exactly with the transformation, so that one frame encoded alone
     gives the window sum its whole sequence gives; about 0 when unrelated."""
-    module = est.net_.module_
-    with torch.inference_mode():
-        x = torch.from_numpy(X.astype(np.float32)).view(len(X), S, -1)
-        _, _, u_mean, u_logvar = module.encode(x)
+    _, _, u_mean, u_logvar = encoded(est, X)
     u_sq = (u_mean * u_mean + u_logvar.exp()).view(len(X), S, est.n_capsules, -1).numpy()
     back = np.stack([np.roll(u_sq[:, l], -l, axis=-1) for l in range(S)], axis=1)
     back = (back - back.mean(-1, keepdims=True)).reshape(len(X), S, -1)
@@ -212,7 +216,10 @@ def annealing(start, stop):
     return LRScheduler("LambdaLR", lr_lambda=partial(_annealed, start=start, stop=stop))
 
 
-def run(config):
+def setup(config):
+    """The estimator a configuration describes (the per-epoch diagnostics and the
+    annealing set), its training sequences and the held-out ones; prints the header.
+    Returns ``est, X_train, tests, kind, n_train_after``."""
     config = dict(config)
     n_train = config.pop("n_train", 2000)
     kind = config.pop("kind", "tvae")
@@ -222,7 +229,7 @@ def run(config):
     anneal_from = config.pop("anneal_from", None)
     n_train_after = config.pop("n_train_after", None)
     if config.pop("bf16", False):  # bfloat16 autocast in training (accelerate)
-        config["accelerator"] = accelerator("bf16")
+        config["accelerator"] = accelerator("bf16", config.get("device", "cpu"))
     mnist = fetch_mnist(path=MNIST)
     X_train, n_composed = training_sequences(mnist.x_train[:n_train], families, combine,
                                              compose_fraction)
@@ -244,8 +251,15 @@ def run(config):
         f", from epoch {switch + 1} on the first {n_after} sequences"
     print(f"{kind} {config} n_train={n_train} families={list(families)} ({combine}, "
           f"{n_composed} composed){annealed}{shrunk}", flush=True)
-    start = time.perf_counter()
+    return est, X_train, tests, kind, n_train_after
+
+
+def train(est, X_train, n_train_after=None):
+    """Fit ``est`` for its ``max_epochs`` on ``X_train`` (``n_train_after``, checked by
+    ``setup``: see the module docstring); prints the time."""
     epochs = est.max_epochs
+    switch, n_after = n_train_after or (epochs, len(X_train))
+    start = time.perf_counter()
     est.set_params(warm_start=True, max_epochs=switch).fit(X_train)
     if switch < epochs:  # goes on where it was (sktvae keeps the random stream too)
         est.set_params(max_epochs=epochs - switch).fit(X_train[:n_after])
@@ -253,7 +267,11 @@ def run(config):
     seconds = time.perf_counter() - start
     frames = S * (len(X_train) * switch + n_after * (epochs - switch))
     print(f"  fit {seconds:.0f} s, {frames / seconds:.0f} "
-          "frames/s (with the per-epoch diagnostics)")
+          "frames/s (with the per-epoch diagnostics)", flush=True)
+
+
+def measure(est, tests, kind):
+    """The end-of-run measurements on the held-out sequences ``tests``."""
     # t of frame 0 in its sequence and alone, once per family, for the TVAE diagnostics
     latents = {} if kind == "vae" else {f: frame0_latents(est, X) for f, X in tests.items()}
     for family, X in tests.items():
@@ -280,6 +298,12 @@ def run(config):
                 f"{k} {v:.3f}" for k, v in roll_outcomes(est, X, t0).items()))
         print(f"  {family:9s} u roll correlation {u_roll_correlation(est, X):.3f}",
               flush=True)
+
+
+def run(config):
+    est, X_train, tests, kind, n_train_after = setup(config)
+    train(est, X_train, n_train_after)
+    measure(est, tests, kind)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,118 @@
+"""Several ``convergence_study.py`` runs side by side on one GPU, their epochs fitted
+to a time budget: a larger training budget in a short lease of a GPU.
+
+    python benchmarks/budget_study.py --train-seconds 400 --log-dir logs \\
+        '{"n_train": 48000, "device": "cuda"}' '{"n_train": 48000, "kind": "vae", "device": "cuda"}'
+
+Each argument is a ``convergence_study.py`` configuration without ``max_epochs`` and
+``anneal_from``; each runs in its own process, all at once, its output in
+``<log-dir>/run<i>.log``. Every run trains one epoch, then waits for the others; then all
+train to the same number of epochs E: the most that the slowest first epoch fits into
+what is left of ``--train-seconds`` (counted from the start, so building the sequences
+counts too). The learning rate is kept for the first round(2E/3) epochs and annealed
+to 0 by epoch E, as in the CPU runs (60 epochs annealed from 40). sktvae continues the
+random stream, and skorch the schedule, when training goes on, so each run is the plain
+``convergence_study.py '{..., "max_epochs": E, "anneal_from": round(2E/3)}'``; its log
+prints that command. The runs share the GPU, so the slowest first epoch is measured
+while all of them train.
+"""
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from skorch.callbacks import LRScheduler
+
+from convergence_study import _annealed, measure, setup
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("configs", nargs="+", help="convergence_study.py configurations (JSON)")
+    parser.add_argument("--train-seconds", type=float, required=True,
+                        help="wall time from the start by which every run should have "
+                             "finished training (the measurements come after)")
+    parser.add_argument("--max-epochs", type=int, default=1000, help="at most this many")
+    parser.add_argument("--log-dir", default=".")
+    parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--deadline", type=float, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--sync-dir", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    for config in args.configs:
+        given = {"max_epochs", "anneal_from"} & set(json.loads(config))
+        if given:
+            raise ValueError(f"budget_study chooses {sorted(given)} itself; leave them out "
+                             f"of the configuration {config}.")
+    if args.train_seconds <= 0 or args.max_epochs < 2:
+        raise ValueError("--train-seconds must be positive and --max-epochs at least 2.")
+    return args
+
+
+def epochs_in_budget(sync, n_runs, deadline, max_epochs, timeout=600):
+    """Wait until ``n_runs`` first epochs are recorded in ``sync`` (or ``timeout``
+    seconds: a run that failed does not hold the others), then the same E for every run:
+    1 + as many epochs of the slowest first one as fit between the last record and
+    ``deadline``."""
+    stop = time.time() + timeout
+    while len(list(sync.glob("*.json"))) < n_runs and time.time() < stop:
+        time.sleep(0.5)
+    records = [json.loads(p.read_text()) for p in sync.glob("*.json")]
+    slowest = max(r["seconds"] for r in records)
+    last = max(r["at"] for r in records)
+    return min(max_epochs, max(2, 1 + int((deadline - last) / slowest))), slowest
+
+
+def worker(args):
+    config = json.loads(args.configs[args.worker])
+    est, X_train, tests, kind, _ = setup(dict(config, max_epochs=1))
+    # Constant until E is known (after epoch 1), then annealed from round(2E/3) to E.
+    schedule = {"start": 1 << 30, "stop": (1 << 30) + 1}
+    est.set_params(callbacks=est.callbacks + [LRScheduler(
+        "LambdaLR", lr_lambda=lambda e: _annealed(e, schedule["start"], schedule["stop"]))])
+    start = time.perf_counter()
+    est.set_params(warm_start=True).fit(X_train)
+    first = time.perf_counter() - start
+    sync = Path(args.sync_dir)
+    (sync / f"{args.worker}.json").write_text(json.dumps({"seconds": first, "at": time.time()}))
+    epochs, slowest = epochs_in_budget(sync, len(args.configs), args.deadline, args.max_epochs)
+    schedule.update(start=round(2 * epochs / 3), stop=epochs)
+    plain = json.dumps(dict(config, max_epochs=epochs, anneal_from=schedule["start"]))
+    print(f"  first epoch {first:.1f} s (slowest run {slowest:.1f} s): {epochs} epochs in "
+          f"all, as convergence_study.py '{plain}'", flush=True)
+    est.set_params(max_epochs=epochs - 1).fit(X_train)
+    est.set_params(max_epochs=epochs)
+    seconds = time.perf_counter() - start
+    print(f"  fit {seconds:.0f} s, {len(X_train) * epochs * est.sequence_length / seconds:.0f} "
+          "frames/s (with the per-epoch diagnostics, beside the other runs)", flush=True)
+    measure(est, tests, kind)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.worker is not None:
+        return worker(args)
+    log_dir = Path(args.log_dir)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    sync = tempfile.mkdtemp(prefix="budget_study_")  # the first epochs' times
+    deadline = time.time() + args.train_seconds
+    runs = []
+    for i in range(len(args.configs)):
+        log = open(log_dir / f"run{i}.log", "w")
+        runs.append(subprocess.Popen(
+            [sys.executable, "-u", __file__, "--worker", str(i), "--deadline", str(deadline),
+             "--train-seconds", str(args.train_seconds), "--max-epochs", str(args.max_epochs),
+             "--log-dir", str(log_dir), "--sync-dir", sync, *args.configs],
+            stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).parent))
+    codes = [run.wait() for run in runs]
+    shutil.rmtree(sync)
+    print("exit codes:", codes)
+    return max(codes)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
