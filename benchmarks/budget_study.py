@@ -30,6 +30,8 @@ from skorch.callbacks import LRScheduler
 
 from convergence_study import _annealed, measure, setup
 
+HERE = Path(__file__).resolve().parent
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -96,7 +98,7 @@ def main(argv=None):
     args = parse_args(argv)
     if args.worker is not None:
         return worker(args)
-    log_dir = Path(args.log_dir)
+    log_dir = Path(args.log_dir).resolve()  # the runs start in this script's folder
     log_dir.mkdir(parents=True, exist_ok=True)
     sync = tempfile.mkdtemp(prefix="budget_study_")  # the first epochs' times
     deadline = time.time() + args.train_seconds
@@ -104,10 +106,10 @@ def main(argv=None):
     for i in range(len(args.configs)):
         log = open(log_dir / f"run{i}.log", "w")
         runs.append(subprocess.Popen(
-            [sys.executable, "-u", __file__, "--worker", str(i), "--deadline", str(deadline),
+            [sys.executable, "-u", str(HERE / "budget_study.py"), "--worker", str(i), "--deadline", str(deadline),
              "--train-seconds", str(args.train_seconds), "--max-epochs", str(args.max_epochs),
              "--log-dir", str(log_dir), "--sync-dir", sync, *args.configs],
-            stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).parent))
+            stdout=log, stderr=subprocess.STDOUT, cwd=HERE))
     codes = [run.wait() for run in runs]
     shutil.rmtree(sync)
     print("exit codes:", codes)
