@@ -102,15 +102,17 @@ def main(argv=None):
     log_dir.mkdir(parents=True, exist_ok=True)
     sync = tempfile.mkdtemp(prefix="budget_study_")  # the first epochs' times
     deadline = time.time() + args.train_seconds
-    runs = []
-    for i in range(len(args.configs)):
-        log = open(log_dir / f"run{i}.log", "w")
-        runs.append(subprocess.Popen(
-            [sys.executable, "-u", str(HERE / "budget_study.py"), "--worker", str(i), "--deadline", str(deadline),
-             "--train-seconds", str(args.train_seconds), "--max-epochs", str(args.max_epochs),
-             "--log-dir", str(log_dir), "--sync-dir", sync, *args.configs],
-            stdout=log, stderr=subprocess.STDOUT, cwd=HERE))
+    common = ["--deadline", str(deadline), "--train-seconds", str(args.train_seconds),
+              "--max-epochs", str(args.max_epochs), "--log-dir", str(log_dir),
+              "--sync-dir", sync, *args.configs]
+    logs = [open(log_dir / f"run{i}.log", "w") for i in range(len(args.configs))]
+    runs = [subprocess.Popen([sys.executable, "-u", str(HERE / "budget_study.py"),
+                              "--worker", str(i), *common],
+                             stdout=log, stderr=subprocess.STDOUT, cwd=HERE)
+            for i, log in enumerate(logs)]
     codes = [run.wait() for run in runs]
+    for log in logs:
+        log.close()
     shutil.rmtree(sync)
     print("exit codes:", codes)
     return max(codes)
