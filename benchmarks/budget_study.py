@@ -11,13 +11,13 @@ also pays for the GPU's start-up while the other runs are still building their
 sequences: about twice as long on an H200), then waits for the others; then all train to
 the same number of epochs E: the most that the slowest second epoch fits into what is
 left of ``--train-seconds`` (counted from the start, so building the sequences counts
-too), at most ``--max-epochs``. The learning rate is kept for the first round(2E/3) epochs and annealed
-to 0 by epoch E, as in the CPU runs (60 epochs annealed from 40). sktvae continues the
-random stream, and skorch the schedule, when training goes on, so each run is the plain
-``convergence_study.py '{..., "max_epochs": E, "anneal_from": round(2E/3)}'``; its log
-prints that command. The runs share the GPU, so the slowest epoch is measured while all
-of them train. With a ``--train-seconds`` far beyond what is needed, ``--max-epochs`` fixes
-E, and the runs repeat exactly.
+too), at most ``--max-epochs``. The learning rate is kept for the first round(2E/3)
+epochs and annealed to 0 by epoch E, as in the CPU runs (60 epochs annealed from 40).
+sktvae continues the random stream, and skorch the schedule, when training goes on, so
+each run is the plain ``convergence_study.py '{..., "max_epochs": E, "anneal_from":
+round(2E/3)}'``; its log prints that command. The runs share the GPU, so the slowest
+epoch is measured while all of them train. With a ``--train-seconds`` far beyond what is
+needed, ``--max-epochs`` fixes E, and the runs repeat exactly.
 """
 
 import argparse
