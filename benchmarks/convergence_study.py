@@ -88,10 +88,9 @@ def decoded_frame_accuracy(est, X):
 
 def encoded(est, X):
     """q(z|x) and q(u|x) of sequences ``X`` as the module returns them, on the CPU."""
-    module = est.net_.module_
     with torch.inference_mode():
         x = torch.from_numpy(X.astype(np.float32)).view(len(X), S, -1)
-        params = module.encode(x.to(next(module.parameters()).device))
+        params = est.net_.module_.encode(x.to(est._module_device))
     return [None if p is None else p.cpu() for p in params]
 
 
@@ -219,7 +218,8 @@ def annealing(start, stop):
 def setup(config):
     """The estimator a configuration describes (the per-epoch diagnostics and the
     annealing set), its training sequences and the held-out ones; prints the header.
-    Returns ``est, X_train, tests, kind, n_train_after``."""
+    Returns ``est, X_train, tests, kind, (switch, n_after)``: train on all of ``X_train``
+    for ``switch`` epochs, then on its first ``n_after`` sequences (``n_train_after``)."""
     config = dict(config)
     n_train = config.pop("n_train", 2000)
     kind = config.pop("kind", "tvae")
@@ -251,14 +251,13 @@ def setup(config):
         f", from epoch {switch + 1} on the first {n_after} sequences"
     print(f"{kind} {config} n_train={n_train} families={list(families)} ({combine}, "
           f"{n_composed} composed){annealed}{shrunk}", flush=True)
-    return est, X_train, tests, kind, n_train_after
+    return est, X_train, tests, kind, (switch, n_after)
 
 
-def train(est, X_train, n_train_after=None):
-    """Fit ``est`` for its ``max_epochs`` on ``X_train`` (``n_train_after``, checked by
-    ``setup``: see the module docstring); prints the time."""
+def train(est, X_train, switch, n_after):
+    """Fit ``est`` for its ``max_epochs`` on ``X_train``, on its first ``n_after``
+    sequences after epoch ``switch`` (as ``setup`` returns them); prints the time."""
     epochs = est.max_epochs
-    switch, n_after = n_train_after or (epochs, len(X_train))
     start = time.perf_counter()
     est.set_params(warm_start=True, max_epochs=switch).fit(X_train)
     if switch < epochs:  # goes on where it was (sktvae keeps the random stream too)
@@ -301,8 +300,8 @@ def measure(est, tests, kind):
 
 
 def run(config):
-    est, X_train, tests, kind, n_train_after = setup(config)
-    train(est, X_train, n_train_after)
+    est, X_train, tests, kind, (switch, n_after) = setup(config)
+    train(est, X_train, switch, n_after)
     measure(est, tests, kind)
 
 

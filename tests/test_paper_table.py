@@ -188,13 +188,11 @@ def test_u_roll_correlation_is_one_for_a_rolling_u_and_low_for_shuffled_frames()
 
     def estimator(u):
         class Module:  # E[u^2] = u^2: a vanishing posterior variance
-            def parameters(self):  # where the input goes
-                yield torch.zeros(())
-
             def encode(self, x):
                 u_mean = torch.from_numpy(u.reshape(len(u), S, -1))
                 return None, None, u_mean, torch.full_like(u_mean, -80.0)
-        return SimpleNamespace(net_=SimpleNamespace(module_=Module()), n_capsules=2)
+        return SimpleNamespace(net_=SimpleNamespace(module_=Module()), n_capsules=2,
+                               _module_device=torch.device("cpu"))
 
     X = np.zeros((4, S * 3))
     assert convergence_study.u_roll_correlation(estimator(1 + rolling), X) == (
