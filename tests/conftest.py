@@ -1,9 +1,15 @@
+import os
+
 import numpy as np
 import pytest
 
 from sktvae import VAE, TopographicVAE
 
-TINY = dict(hidden_layer_sizes=(16,), batch_size=8, max_epochs=2)
+# SKTVAE_TEST_DEVICE=cuda runs the tiny models below on a GPU (the default is the CPU,
+# as in CI): every test that builds its model through tiny_tvae / tiny_vae then checks
+# the GPU path, e.g. that training in steps is one longer fit there too.
+DEVICE = os.environ.get("SKTVAE_TEST_DEVICE", "cpu")
+TINY = dict(hidden_layer_sizes=(16,), batch_size=8, max_epochs=2, device=DEVICE)
 
 
 def tiny_tvae(**params):

@@ -37,7 +37,8 @@ def tiny_mnist(tmp_path):
 def _write_idx(path, array, gz):
     header = bytes([0, 0, 8, array.ndim]) + b"".join(
         int(s).to_bytes(4, "big") for s in array.shape)
-    (gzip.open if gz else open)(path, "wb").write(header + array.tobytes())
+    with (gzip.open if gz else open)(path, "wb") as f:  # closed, so the gzip trailer is written
+        f.write(header + array.tobytes())
 
 
 def test_fetch_mnist_from_npz_and_idx(tiny_mnist, tmp_path):

@@ -158,10 +158,10 @@ def test_vae_scores_sum_over_frames(X):
 
 def elbo_terms(est, X, n_draws):
     """Monte-Carlo mean of the one-sample ELBO from the training forward pass."""
-    x = torch.from_numpy(X).view(len(X), est.sequence_length, -1)
+    x = torch.from_numpy(X).view(len(X), est.sequence_length, -1).to(est._module_device)
     module = est.net_.module_.eval()
     with torch.no_grad():
-        return np.mean([(lambda r: (r[0] - r[1]).numpy())(module(x))
+        return np.mean([(lambda r: (r[0] - r[1]).cpu().numpy())(module(x))
                         for _ in range(n_draws)], axis=0)
 
 

@@ -77,7 +77,7 @@ def test_frame_alone_uses_no_other_frame(X):
     a = est._encode_frames(X[:, :6])
     np.testing.assert_array_equal(a, est._encode_frames(X[:, :6].copy()))
     topo = est.net_.module_.topography
-    z, u = torch.randn(3, 8), torch.randn(3, 8)
+    z, u = torch.randn(3, 8, device=topo.mu.device), torch.randn(3, 8, device=topo.mu.device)
     # With a rolling u the shifting window sees the same values at every offset.
     u_sq = (u * u).view(3, 2, 4)
     window = sum(torch.roll(u_sq, k, dims=-1) for k in (-1, 0, 1)).view(3, 8)  # K = 3

@@ -131,7 +131,7 @@ def test_save_params_and_load_params_round_trip(X, tmp_path):
     est = tiny_tvae().fit(X)
     est.net_.save_params(f_params=tmp_path / "params.pt",
                          f_optimizer=tmp_path / "opt.pt", f_history=tmp_path / "h.json")
-    fresh = tiny_tvae(max_epochs=0).fit(X[:2])  # right shapes, untrained
+    fresh = tiny_tvae(max_epochs=0, device="cpu").fit(X[:2])  # right shapes, untrained
     fresh.net_.load_params(f_params=tmp_path / "params.pt",
                            f_optimizer=tmp_path / "opt.pt", f_history=tmp_path / "h.json")
     np.testing.assert_array_equal(fresh.transform(X), est.transform(X))
@@ -190,17 +190,17 @@ def test_training_through_accelerate_on_the_cpu(X, tmp_path, capsys):
     """skorch's AccelerateMixin path (accelerate's CPU mode) trains the same model."""
     from accelerate import Accelerator
 
-    accelerated = tiny_tvae(accelerator=Accelerator(cpu=True), verbose=0,
+    accelerated = tiny_tvae(accelerator=Accelerator(cpu=True), verbose=0, device="cpu",
                             optimizer=torch.optim.Adam).fit(X)
     assert "train_loss" not in capsys.readouterr().out  # verbose=0 prints no log
     tiny_tvae(accelerator=Accelerator(cpu=True), verbose=1, max_epochs=1).fit(X)
     assert "train_loss" in capsys.readouterr().out
     assert type(accelerated.net_).__name__ == "AcceleratedTVAENet"
-    plain = tiny_tvae(optimizer=torch.optim.Adam).fit(X)
+    plain = tiny_tvae(optimizer=torch.optim.Adam, device="cpu").fit(X)
     np.testing.assert_allclose(accelerated.transform(X), plain.transform(X),
                                rtol=1e-5, atol=1e-6)
     # The documented way to persist it: save_params / load_params.
     accelerated.net_.save_params(f_params=tmp_path / "params.pt")
-    fresh = tiny_tvae(max_epochs=0).fit(X[:2])
+    fresh = tiny_tvae(max_epochs=0, device="cpu").fit(X[:2])
     fresh.net_.load_params(f_params=tmp_path / "params.pt")
     np.testing.assert_allclose(fresh.transform(X), accelerated.transform(X), rtol=1e-6)
