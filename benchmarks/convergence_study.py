@@ -28,7 +28,11 @@ with the frames (``u_roll_correlation``), and which capsules vary along their di
 for which transformation (``capsule_spread``): a model trained on several
 transformations can split its capsules between them. Swapping the alone values of a
 family's own capsules, or of the others, into the sequence's latent of frame 0 shows
-which capsules spoil the roll of a frame alone.
+which capsules spoil the roll of a frame alone; rolling only the family's own capsules
+(the others kept at frame 0's values) shows which capsules carry the roll; and a frame
+alone with its unseen neighbours' u^2 filled in other ways (held still, or at the
+prior's 1: ``completed_alone``) shows whether ``roll_prediction_accuracy``'s way of
+encoding a frame alone is what holds it back.
 
 Each argument is a JSON dict of estimator parameters (``random_state`` is 0 unless
 given), with ``n_train`` (sequences), ``kind`` ("tvae" or "vae"), ``families``,
@@ -125,18 +129,49 @@ def frame0_latents(est, X):
     return in_sequence, alone
 
 
-def roll_outcomes(est, X, t0):
+def roll_outcomes(est, X, t0, capsules=None):
     """Where the rolls of frame 0's capsules ``t0`` land: ``roll`` (nearest true frame
     within one step of k, as ``roll_prediction_accuracy``), ``exact`` (frame k itself)
     and ``unmoved`` (of the rolls by 2 .. S-2 steps, the share still decoded within one
     step of frame 0). A decoder that ignores the roll scores ``unmoved`` 1, ``exact`` 0
-    and ``roll`` 2/17 (rolls by 1 and 17 are within a step of frame 0)."""
+    and ``roll`` 2/17 (rolls by 1 and 17 are within a step of frame 0). ``capsules``, a
+    boolean ``(n_capsules,)`` mask, rolls only those capsules and keeps the rest."""
     frames = X.reshape(len(X), S, -1).astype(np.float32)
-    nearest = _rolled_nearest_frames(est, t0, frames)
+    nearest = _rolled_nearest_frames(est, t0, frames, capsules)
     ks = np.arange(1, S)
     return {"roll": float(_cycle_hits(nearest, ks, S, 1).mean()),
             "exact": float(_cycle_hits(nearest, ks, S, 0).mean()),
             "unmoved": float(_cycle_hits(nearest[:, 1:-1], np.zeros(S - 3), S, 1).mean())}
+
+
+def completed_alone(topography, z, u_sq, neighbours):
+    """t of single frames ``(B, C*D)`` from ``z`` and ``E[u^2]`` ``(B, C*D)``, with the
+    unseen neighbours' ``u^2`` in the window taken to be ``"rolled"`` (the frame's own,
+    rolled one capsule dimension per frame: ``Topography.frame_alone``, what
+    ``roll_prediction_accuracy`` encodes), ``"still"`` (the frame's own, unchanged, as
+    if every frame of the sequence were the same) or ``"prior"`` (1, its expectation
+    under the prior)."""
+    if neighbours == "rolled":
+        return topography.frame_alone(z, u_sq)
+    B, n = u_sq.shape
+    S = topography.sequence_length
+    others = {"still": u_sq[:, None].expand(B, S - 1, n),
+              "prior": torch.ones(B, S - 1, n, device=u_sq.device)}[neighbours]
+    u_seq = torch.cat([u_sq[:, None], others], 1)
+    return topography.from_squares(z[:, None].expand(B, S, n), u_seq)[:, 0]
+
+
+def frame0_completions(est, X):
+    """Frame 0 of each sequence alone, as ``completed_alone`` with its neighbours held
+    ``"still"`` and at the ``"prior"`` (``"rolled"`` is ``frame0_latents``' alone): a
+    dict from the way to ``(n, n_capsules, capsule_dim)``."""
+    module = est.net_.module_
+    with torch.inference_mode():
+        x = torch.from_numpy(X.astype(np.float32)).view(len(X), S, -1)[:, 0]
+        z_mean, _, u_mean, u_logvar = module.encode(x.to(est._module_device))
+        u_sq = u_mean * u_mean + u_logvar.exp()
+        return {how: completed_alone(module.topography, z_mean, u_sq, how).cpu().numpy()
+                .reshape(len(X), est.n_capsules, -1) for how in ("still", "prior")}
 
 
 def u_roll_correlation(est, X):
@@ -287,14 +322,28 @@ def measure(est, tests, kind):
     for i, (family, X) in enumerate(tests.items()):
         in_sequence, alone = latents[family]
         mine = (owner == i)[None, :, None]
-        # Which capsules spoil a frame alone: swap its values into the sequence's latent.
-        for where, t0 in (("alone", alone), ("in sequence", in_sequence),
-                          ("in sequence, its capsules alone",
-                           np.where(mine, alone, in_sequence)),
-                          ("in sequence, the other capsules alone",
-                           np.where(mine, in_sequence, alone))):
+        completions = frame0_completions(est, X)
+        own = mine[0, :, 0]
+        for where, t0, which in (
+                ("alone", alone, None), ("in sequence", in_sequence, None),
+                # Which capsules spoil a frame alone: swap its values into the sequence's.
+                ("in sequence, its capsules alone", np.where(mine, alone, in_sequence), None),
+                ("in sequence, the other capsules alone",
+                 np.where(mine, in_sequence, alone), None),
+                # Only its own capsules rolled, the others kept at frame 0's values: the
+                # sequence's half no longer carries the roll for the frame's half.
+                ("in sequence, only its capsules rolled", in_sequence, own),
+                ("in sequence, only the other capsules rolled", in_sequence, ~own),
+                ("alone, only its capsules rolled", alone, own),
+                ("in sequence, its capsules alone and only they rolled",
+                 np.where(mine, alone, in_sequence), own),
+                ("alone, the other capsules' neighbours held still, only its capsules rolled",
+                 np.where(mine, alone, completions["still"]), own),
+                # Other guesses of the unseen frames' u^2 in the window of a frame alone.
+                ("alone, its neighbours' u^2 held still", completions["still"], None),
+                ("alone, its neighbours' u^2 at the prior's 1", completions["prior"], None)):
             print(f"  {family:9s} rolls of frame 0 {where}: " + ", ".join(
-                f"{k} {v:.3f}" for k, v in roll_outcomes(est, X, t0).items()))
+                f"{k} {v:.3f}" for k, v in roll_outcomes(est, X, t0, which).items()))
         print(f"  {family:9s} u roll correlation {u_roll_correlation(est, X):.3f}",
               flush=True)
 

@@ -216,15 +216,18 @@ def roll_prediction_accuracy(estimator, X, *, tolerance=1, capsule_shape=None,
     return hits.mean(0) if by_shift else float(hits.mean())
 
 
-def _rolled_nearest_frames(estimator, t0, frames):
+def _rolled_nearest_frames(estimator, t0, frames, capsules=None):
     """Roll capsules ``t0`` ``(n, C, D)`` by ``k = 1 .. S-1``, decode, and return the
     index of the true frame of ``frames`` ``(n, S, F)`` nearest to each decoded image,
     ``(n, S-1)``: the step of :func:`roll_prediction_accuracy` after encoding, for any
-    ``t0`` (a diagnostic can pass frame 0's latent encoded in its sequence).
+    ``t0`` (a diagnostic can pass frame 0's latent encoded in its sequence, or roll
+    only the capsules where the boolean ``(C,)`` mask ``capsules`` is true).
     """
     n, S, F = frames.shape
     C, D = t0.shape[1:]
-    rolled = np.stack([np.roll(t0, k, axis=-1) for k in range(1, S)], axis=1)
+    keep = np.zeros((C, 1), bool) if capsules is None else ~np.asarray(capsules)[:, None]
+    rolled = np.stack([np.where(keep, t0, np.roll(t0, k, axis=-1)) for k in range(1, S)],
+                      axis=1)
     rolled = torch.from_numpy(np.ascontiguousarray(rolled, dtype=np.float32))
     decoded = estimator._decode(rolled.reshape(n, S - 1, C * D))  # (n, (S-1) * F)
     return _nearest_frames(decoded.reshape(n, S - 1, F), frames)

@@ -149,6 +149,60 @@ def test_roll_outcomes_tell_a_rolling_decoder_from_one_that_does_not_move():
     assert outcome["roll"] == pytest.approx(2 / (S - 1))
 
 
+def test_roll_outcomes_roll_only_the_capsules_asked_for():
+    """With ``capsules`` only the masked capsules roll: frames in which capsule 0 rolls
+    and capsule 1 stays put are predicted exactly by rolling capsule 0, and rolling
+    capsule 1 alone leaves every prediction on frame 0."""
+    import convergence_study
+
+    S = paper_table.S
+    rng = np.random.default_rng(0)
+    pattern, still = rng.normal(size=(5, 1, 1, S)), rng.normal(size=(5, 1, 1, S))
+    frames = np.concatenate([np.concatenate([np.roll(pattern, l, axis=-1), still], axis=2)
+                             for l in range(S)], axis=1)  # (5, S, 2 capsules, S)
+    X = frames.reshape(5, -1)
+
+    class TwoCapsules(_IdentityCodec):
+        n_capsules = 2
+
+    t0 = frames[:, 0]
+    only_first = convergence_study.roll_outcomes(TwoCapsules(), X, t0,
+                                                 np.array([True, False]))
+    assert only_first == {"roll": 1.0, "exact": 1.0, "unmoved": 0.0}
+    only_second = convergence_study.roll_outcomes(TwoCapsules(), X, t0,
+                                                  np.array([False, True]))
+    assert only_second["unmoved"] == 1.0 and only_second["exact"] == 0.0
+
+
+def test_completed_alone_fills_in_the_unseen_neighbours_as_asked():
+    """A frame alone with its neighbours' u^2 "rolled" is Topography.frame_alone; held
+    "still", the whole-cycle shifting window sums the capsule's u^2 at every dimension
+    (a flat scale); at the "prior" they count 1 each. For a flat u^2 of 1 all agree."""
+    import torch
+
+    import convergence_study
+    from sktvae._topography import Topography
+
+    S, C = paper_table.S, 2
+    topo = Topography(C, S, S, S // 2, 3, mu_init=1.0)
+    z = torch.randn(4, C * S)
+    u_sq = torch.rand(4, C * S) + 0.5
+    rolled = convergence_study.completed_alone(topo, z, u_sq, "rolled")
+    torch.testing.assert_close(rolled, topo.frame_alone(z, u_sq))
+    still = convergence_study.completed_alone(topo, z, u_sq, "still")
+    scale = 3 * u_sq.view(4, C, S).sum(-1, keepdim=True)  # K = 3 dims, every one once
+    torch.testing.assert_close(still, ((z.view(4, C, S) - 1.0) / torch.sqrt(scale + 1e-6))
+                               .view(4, -1))
+    prior = convergence_study.completed_alone(topo, z, u_sq, "prior")
+    own = sum(torch.roll(u_sq.view(4, C, S), k, dims=-1) for k in (-1, 0, 1)).view(4, -1)
+    n_terms = topo.n_terms
+    torch.testing.assert_close(prior, (z - 1.0) / torch.sqrt(own + n_terms - 3 + 1e-6))
+    ones = torch.ones_like(u_sq)
+    for how in ("still", "prior"):
+        torch.testing.assert_close(convergence_study.completed_alone(topo, z, ones, how),
+                                   topo.frame_alone(z, ones))
+
+
 def test_capsule_spread_tells_flat_capsules_from_varying_ones():
     """capsule_spread: a capsule constant along its dimensions has spread 0, one
     holding a pattern its standard deviation; in sequence and alone are read apart."""
