@@ -126,7 +126,7 @@ def test_warm_start_and_partial_fit_continue_training(X):
 
 
 @pytest.mark.parametrize("make", [tiny_tvae, tiny_vae])
-def test_training_on_in_steps_is_one_longer_fit(make, X):
+def test_training_in_steps_is_one_longer_fit(make, X):
     """partial_fit, warm_start and a pickled model resumed all take the random stream up
     where training left it: epoch for epoch the same as one fit. Reseeding at each call
     would replay the first epoch's shuffling and noise."""
