@@ -37,7 +37,7 @@ def tiny_mnist(tmp_path):
 def _write_idx(path, array, gz):
     header = bytes([0, 0, 8, array.ndim]) + b"".join(
         int(s).to_bytes(4, "big") for s in array.shape)
-    with (gzip.open if gz else open)(path, "wb") as f:  # closed, so the gzip trailer is written
+    with (gzip.open if gz else open)(path, "wb") as f:  # closed: gzip writes its trailer
         f.write(header + array.tobytes())
 
 
