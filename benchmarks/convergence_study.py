@@ -321,9 +321,9 @@ def measure(est, tests, kind):
     owner = capsule_owners({f: capsule_spread(*latents[f]) for f in tests})
     for i, (family, X) in enumerate(tests.items()):
         in_sequence, alone = latents[family]
-        mine = (owner == i)[None, :, None]
+        own = owner == i
+        mine = own[None, :, None]
         completions = frame0_completions(est, X)
-        own = mine[0, :, 0]
         for where, t0, which in (
                 ("alone", alone, None), ("in sequence", in_sequence, None),
                 # Which capsules spoil a frame alone: swap its values into the sequence's.

@@ -225,9 +225,9 @@ def _rolled_nearest_frames(estimator, t0, frames, capsules=None):
     """
     n, S, F = frames.shape
     C, D = t0.shape[1:]
-    keep = np.zeros((C, 1), bool) if capsules is None else ~np.asarray(capsules)[:, None]
-    rolled = np.stack([np.where(keep, t0, np.roll(t0, k, axis=-1)) for k in range(1, S)],
-                      axis=1)
+    rolled = np.stack([np.roll(t0, k, axis=-1) for k in range(1, S)], axis=1)
+    if capsules is not None:  # the other capsules keep their values
+        rolled = np.where(np.asarray(capsules)[:, None], rolled, t0[:, None])
     rolled = torch.from_numpy(np.ascontiguousarray(rolled, dtype=np.float32))
     decoded = estimator._decode(rolled.reshape(n, S - 1, C * D))  # (n, (S-1) * F)
     return _nearest_frames(decoded.reshape(n, S - 1, F), frames)
