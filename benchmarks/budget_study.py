@@ -78,7 +78,7 @@ def epochs_in_budget(sync, n_runs, deadline, max_epochs, timeout=600):
 
 def worker(args):
     config = json.loads(args.configs[args.worker])
-    est, X_train, tests, kind, _ = setup(dict(config, max_epochs=1))
+    est, X_train, tests, kind, _ = setup(config)  # header without E, not yet known
     # Constant until E is known (after TIMED epochs), then annealed from round(2E/3) to E
     # (E > TIMED, so round(2E/3) >= TIMED: the epochs before E is known are not annealed).
     schedule = {"start": 1 << 30, "stop": (1 << 30) + 1}

@@ -70,7 +70,7 @@ from paper_table import (
     training_sequences,
 )
 from sktvae import VAE, TopographicVAE
-from sktvae._model import gaussian_kl
+from sktvae._model import expected_square, gaussian_kl
 from sktvae.datasets import fetch_mnist
 from sktvae.metrics import (
     equivariance_error,
@@ -169,7 +169,7 @@ def frame0_completions(est, X):
     with torch.inference_mode():
         x = torch.from_numpy(X.astype(np.float32)).view(len(X), S, -1)[:, 0]
         z_mean, _, u_mean, u_logvar = module.encode(x.to(est._module_device))
-        u_sq = u_mean * u_mean + u_logvar.exp()
+        u_sq = expected_square(u_mean, u_logvar)
         return {how: completed_alone(module.topography, z_mean, u_sq, how).cpu().numpy()
                 .reshape(len(X), est.n_capsules, -1) for how in ("still", "prior")}
 
@@ -180,7 +180,7 @@ def u_roll_correlation(est, X):
     encoder's u rolls exactly with the transformation, so that one frame encoded alone
     gives the window sum its whole sequence gives; about 0 when unrelated."""
     _, _, u_mean, u_logvar = encoded(est, X)
-    u_sq = (u_mean * u_mean + u_logvar.exp()).view(len(X), S, est.n_capsules, -1).numpy()
+    u_sq = expected_square(u_mean, u_logvar).view(len(X), S, est.n_capsules, -1).numpy()
     back = np.stack([np.roll(u_sq[:, l], -l, axis=-1) for l in range(S)], axis=1)
     back = (back - back.mean(-1, keepdims=True)).reshape(len(X), S, -1)
     dot = (back[:, 1:] * back[:, :1]).sum(-1)

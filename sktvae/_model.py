@@ -31,9 +31,15 @@ def layer_sizes(n_features, n_latent, hidden_layer_sizes):
     return [n_features, *hidden, 2 * n_latent], [n_latent, *hidden[::-1], n_features]
 
 
+def expected_square(mean, logvar):
+    """E[u^2] = mean^2 + var under N(mean, exp(logvar)): how t sees a Gaussian u, which
+    it meets only squared (the mean alone would read a broad posterior as u = 0)."""
+    return mean * mean + logvar.exp()
+
+
 def gaussian_kl(mean, logvar):
     """KL(N(mean, exp(logvar)) || N(0, 1)), summed over all but the batch axis."""
-    kl = 0.5 * (mean * mean + logvar.exp() - 1.0 - logvar)
+    kl = 0.5 * (expected_square(mean, logvar) - 1.0 - logvar)
     return kl.flatten(1).sum(1)
 
 
@@ -125,8 +131,7 @@ class TopographicVAEModule(nn.Module):
 
     def latent_mean(self, x, frame_alone=False):
         """Deterministic t: ``z`` at its posterior mean and ``u^2`` at its posterior
-        expectation ``E[u^2] = mean^2 + var`` (``u`` enters t only through ``u^2``; its
-        mean alone would read a broad posterior as ``u = 0``).
+        expectation (``expected_square``).
 
         ``x`` is ``(B, S, F)``, or ``(B, F)`` with ``frame_alone=True`` for single
         frames encoded with no sequence around them.
@@ -134,7 +139,7 @@ class TopographicVAEModule(nn.Module):
         z_mean, _, u_mean, u_logvar = self.encode(x.float())
         if self.topography is None:
             return z_mean
-        u_sq = u_mean * u_mean + u_logvar.exp()
+        u_sq = expected_square(u_mean, u_logvar)
         if frame_alone:
             return self.topography.frame_alone(z_mean, u_sq)
         return self.topography.from_squares(z_mean, u_sq)

@@ -12,6 +12,7 @@ from skorch.callbacks import EpochScoring
 
 from conftest import rolling_sequences, tiny_tvae, tiny_vae
 from sktvae import VAE, TopographicVAE
+from sktvae._model import expected_square, gaussian_kl
 
 
 @pytest.mark.parametrize("make, n_latent", [(tiny_tvae, 8), (tiny_vae, 4)])
@@ -173,6 +174,18 @@ def test_one_importance_sample_is_the_elbo_in_expectation(X):
                        for s in range(400)])
     stderr = scores.std(0).mean() / np.sqrt(400)
     assert abs(scores.mean() - elbo.mean()) < 4 * stderr + 0.05
+
+
+def test_gaussian_closed_forms_match_torch_distributions():
+    g = torch.Generator().manual_seed(0)
+    mean, logvar = torch.randn(5, 3, 4, generator=g), torch.randn(5, 3, 4, generator=g)
+    q = torch.distributions.Normal(mean, (0.5 * logvar).exp())
+    kl = torch.distributions.kl_divergence(q, torch.distributions.Normal(0.0, 1.0))
+    torch.testing.assert_close(gaussian_kl(mean, logvar), kl.flatten(1).sum(1))
+    # E[u^2] by sampling, which shares nothing with the closed form
+    draws = (mean + q.stddev * torch.randn(20000, *mean.shape, generator=g)) ** 2
+    stderr = draws.std(0) / np.sqrt(len(draws))
+    assert ((draws.mean(0) - expected_square(mean, logvar)).abs() < 5 * stderr).all()
 
 
 def test_more_importance_samples_tighten_the_bound():
