@@ -104,17 +104,20 @@ class HeldOutELBO(Callback):
 
 def elbo_per_frame(module, X, rows=64):
     """One-sample ELBO per frame of sequences ``X``, ``rows`` sequences a pass (noise
-    seeded, so epochs are compared on the same draws), where ``module`` lives (with
-    accelerate, the net's own ``device`` is None)."""
+    seeded, so epochs are compared on the same draws), in float32 where ``module`` lives
+    (with accelerate, the net's own ``device`` is None)."""
     device = next(module.parameters()).device
     x = torch.from_numpy(X).view(len(X), S, -1)
+    # The class's forward, not the instance's: accelerate wraps a prepared module's own
+    # in its (bfloat16) autocast, and this is a measurement, in float32 like the others.
+    forward = type(module).forward.__get__(module)
     # Seeded on a forked RNG: reseeding the global one here, between epochs, would
     # replay the same shuffling and training noise in every epoch.
     with torch.random.fork_rng(devices=[] if device.type == "cpu" else [device]), \
             torch.inference_mode():
         torch.manual_seed(0)
         elbo = sum(float((lp - kl).sum()) for lp, kl in
-                   (module(x[i:i + rows].to(device)) for i in range(0, len(x), rows)))
+                   (forward(x[i:i + rows].to(device)) for i in range(0, len(x), rows)))
     return elbo / (len(x) * S)
 
 

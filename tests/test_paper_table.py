@@ -91,6 +91,25 @@ def test_held_out_elbo_callback_leaves_training_unchanged():
     assert len(watched.history_[:, "test_elbo_per_frame"]) == 3
 
 
+def test_held_out_elbo_is_float32_on_a_module_accelerate_prepared_for_bfloat16(
+        fresh_accelerate_state):
+    """accelerate wraps a prepared module's forward in its autocast, and the per-epoch
+    callback runs inside training, where the module is prepared: the ELBO must still be
+    float32, as every other measurement is."""
+    import copy
+
+    from accelerate import Accelerator
+
+    images = load_digits_images(size=28).data.reshape(-1, 28, 28)
+    X = paper_table.sequences(images[:4], paper_table.FAMILIES, "random", seed=0)
+    est = TopographicVAE(2, paper_table.S, paper_table.S, hidden_layer_sizes=(8,),
+                         max_epochs=1, random_state=0).fit(X)
+    plain = est.net_.module_.eval()
+    prepared = Accelerator(cpu=True, mixed_precision="bf16").prepare(copy.deepcopy(plain))
+    assert "_original_forward" in vars(prepared)  # the wrapper this test is about
+    assert paper_table.elbo_per_frame(prepared, X) == paper_table.elbo_per_frame(plain, X)
+
+
 def test_capsule_harmonics_finds_the_period_of_the_capsule_pattern():
     """convergence_study's diagnostic: a capsule pattern cos(2 pi h d / S) puts all its
     power in harmonic h, whatever its phase and offset."""
