@@ -8,7 +8,10 @@ after every epoch, on 150 held-out rotation sequences:
 * ``roll``: roll-prediction accuracy (frame 0 encoded alone, rolled, decoded);
 * ``frames``: the same test for each frame's own latent in its sequence (decode t_l,
   is the nearest true frame l?) - the ceiling of ``roll``: while it is at chance the
-  model does not yet tell one rotation from another at all;
+  model does not yet tell one rotation from another at all; ``half``: how often that
+  decode is nearest to the frame half a cycle on instead;
+* ``h1``, ``h2`` (a TVAE): the share of the power of frame 0's capsules, in its
+  sequence, in harmonics 1 and 2 along the capsule dimension (see ``harmonics`` below);
 * ``roll hue``, ``roll scale``: roll accuracy on 150 held-out sequences of each other
   transformation trained on;
 * ``KL z`` and ``KL u`` per frame: which latent carries the information;
@@ -81,13 +84,18 @@ from sktvae.metrics import (
 )
 
 
-def decoded_frame_accuracy(est, X):
-    """How often decoding t_l (encoded in its sequence) is nearest to frame l."""
+def decoded_frames(est, X):
+    """Decode each frame's latent t_l, encoded in its sequence: how often the nearest
+    true frame is frame l (``frames``), and how often it is the frame half a cycle on,
+    l + S/2 (``half``; both within one step). A latent whose capsules hold only even
+    harmonics looks the same after a roll by S/2, so the decoder cannot tell those
+    two frames apart and each takes about half."""
     n = len(X)
     T = est.transform(X).reshape(n, S, -1).astype(np.float32)
     decoded = est._decode(torch.from_numpy(T)).reshape(n, S, -1)
     nearest = _nearest_frames(decoded, X.reshape(n, S, -1).astype(np.float32))
-    return float(_cycle_hits(nearest, np.arange(S), S).mean())
+    return {"frames": float(_cycle_hits(nearest, np.arange(S), S).mean()),
+            "half": float(_cycle_hits(nearest, np.arange(S) + S // 2, S).mean())}
 
 
 def encoded(est, X):
@@ -102,9 +110,13 @@ def diagnostics(est, X, others=()):
     module = est.net_.module_
     z_mean, z_logvar, u_mean, u_logvar = encoded(est, X)
     kl_u = 0.0 if u_mean is None else gaussian_kl(u_mean, u_logvar).mean().item() / S
+    harmonics = {}
+    if u_mean is not None:  # which harmonics frame 0's capsules hold, in its sequence
+        h = capsule_harmonics(frame0_latents(est, X)[0], n=2)
+        harmonics = {"h1": h[0], "h2": h[1]}
     return {"elbo": elbo_per_frame(module, X, rows=len(X)),  # one pass, as measured
             "roll": roll_prediction_accuracy(est, X, capsule_shape=(S, S)),
-            "frames": decoded_frame_accuracy(est, X),
+            **decoded_frames(est, X), **harmonics,
             **{f"roll {family}": roll_prediction_accuracy(est, Y, capsule_shape=(S, S))
                for family, Y in others},
             "KL z": gaussian_kl(z_mean, z_logvar).mean().item() / S, "KL u": kl_u,

@@ -193,6 +193,25 @@ def test_roll_outcomes_roll_only_the_capsules_asked_for():
     assert only_second["unmoved"] == 1.0 and only_second["exact"] == 0.0
 
 
+def test_decoded_frames_tells_its_own_frame_from_the_one_half_a_cycle_on():
+    """decoded_frames: a latent that decodes to its own frame scores frames 1, half 0;
+    one that decodes to the frame S/2 on (what a capsule pattern of only even harmonics
+    gives) frames 0, half 1."""
+    import convergence_study
+
+    S = paper_table.S
+    X = np.tile(np.eye(S).reshape(1, -1), (3, 1))  # 3 sequences; frame l is one-hot at l
+
+    class HalfACycleOn(_IdentityCodec):
+        def transform(self, X):
+            return np.roll(X.reshape(len(X), S, -1), -(S // 2), axis=1).reshape(len(X), -1)
+
+    assert convergence_study.decoded_frames(_IdentityCodec(), X) == {"frames": 1.0,
+                                                                     "half": 0.0}
+    assert convergence_study.decoded_frames(HalfACycleOn(), X) == {"frames": 0.0,
+                                                                   "half": 1.0}
+
+
 def test_completed_alone_fills_in_the_unseen_neighbours_as_asked():
     """A frame alone with its neighbours' u^2 "rolled" is Topography.frame_alone; held
     "still", the whole-cycle shifting window sums the capsule's u^2 at every dimension
@@ -283,6 +302,27 @@ def test_capsule_owners_gives_each_capsule_the_family_it_varies_most_for(capsys)
     owner = convergence_study.capsule_owners(spreads)
     np.testing.assert_array_equal(owner, [0, 1, 1])
     assert "rotation  capsules varying most for it: 1" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("kind", ["tvae", "vae"])
+def test_convergence_study_runs_end_to_end(monkeypatch, capsys, kind):
+    """A CI-sized convergence_study run (embedded digits for MNIST, 1 epoch) prints its
+    per-epoch diagnostics and its end-of-run measurements for each kind of model."""
+    from sklearn.utils import Bunch
+
+    import convergence_study
+
+    images = (load_digits_images(size=28).data.reshape(-1, 28, 28) * 255).astype(np.uint8)
+    monkeypatch.setattr(convergence_study, "fetch_mnist",
+                        lambda path: Bunch(x_train=images[:6], x_test=images[100:102]))
+    convergence_study.run({"n_train": 6, "max_epochs": 1, "kind": kind, "batch_size": 3,
+                           "hidden_layer_sizes": [8]})
+    out = capsys.readouterr().out
+    epoch = next(line for line in out.splitlines() if line.startswith("  epoch 1:"))
+    assert "frames" in epoch and "half" in epoch and "elbo hue" in epoch
+    assert ("h2" in epoch) == (kind == "tvae")
+    assert out.count("ll/frame") == 3  # rotation, hue, scale
+    assert out.count("u roll correlation") == (3 if kind == "tvae" else 0)
 
 
 def test_training_sequences_compose_the_given_share_and_leave_the_rest_one_family():
