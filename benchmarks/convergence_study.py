@@ -112,7 +112,7 @@ def diagnostics(est, X, others=()):
     kl_u = 0.0 if u_mean is None else gaussian_kl(u_mean, u_logvar).mean().item() / S
     harmonics = {}
     if u_mean is not None:  # which harmonics frame 0's capsules hold, in its sequence
-        h = capsule_harmonics(frame0_latents(est, X)[0], n=2)
+        h = cycle_harmonics(frame0_latents(est, X)[0], n=2)
         harmonics = {"h1": h[0], "h2": h[1]}
     return {"elbo": elbo_per_frame(module, X, rows=len(X)),  # one pass, as measured
             "roll": roll_prediction_accuracy(est, X, capsule_shape=(S, S)),
@@ -123,12 +123,14 @@ def diagnostics(est, X, others=()):
             **{f"elbo {family}": elbo_per_frame(module, Y, rows=len(Y)) for family, Y in others}}
 
 
-def capsule_harmonics(t, n=3):
-    """Share of the power of capsules ``t`` ``(n_sequences, n_capsules, capsule_dim)``
-    (frame 0 alone, each capsule centred) in harmonics 1..n of the capsule dimension;
-    the rest is in higher ones."""
-    power = (np.abs(np.fft.rfft(t - t.mean(-1, keepdims=True), axis=-1)) ** 2).mean((0, 1))
-    return power[1:n + 1] / power[1:].sum()
+def cycle_harmonics(values, n=3):
+    """Share of the power of ``values`` ``(..., period)`` along their last axis, one
+    cycle, in harmonics 1..n (the rest is in higher ones; the mean is left out). For
+    capsules ``(n_sequences, n_capsules, capsule_dim)``, the pattern along each capsule;
+    for frames ``(n_sequences, n_pixels, S)``, how the pixels vary along the cycle."""
+    power = (np.abs(np.fft.rfft(values, axis=-1)[..., 1:]) ** 2)
+    power = power.reshape(-1, power.shape[-1]).mean(0)
+    return power[:n] / power.sum()
 
 
 def frame0_latents(est, X):
@@ -298,6 +300,10 @@ def setup(config):
         f", from epoch {switch + 1} on the first {n_after} sequences"
     print(f"{kind} {config} n_train={n_train} families={list(families)} ({combine}, "
           f"{n_composed} composed){annealed}{shrunk}", flush=True)
+    print("  pixel power of the test sequences along the cycle, harmonics 1-3: " + ", ".join(
+        f"{family} " + " ".join(f"{h:.3f}" for h in cycle_harmonics(
+            X.reshape(len(X), S, -1).transpose(0, 2, 1).astype(np.float64)))
+        for family, X in tests.items()), flush=True)
     return est, X_train, tests, kind, (switch, n_after)
 
 
@@ -322,7 +328,7 @@ def measure(est, tests, kind):
     latents = {} if kind == "vae" else {f: frame0_latents(est, X) for f, X in tests.items()}
     for family, X in tests.items():
         harmonics = ("" if kind == "vae" else " harmonics 1-3 " + " ".join(
-            f"{h:.3f}" for h in capsule_harmonics(latents[family][1])))
+            f"{h:.3f}" for h in cycle_harmonics(latents[family][1])))
         print(f"  {family:9s} ll/frame {est.score(X) / S:8.2f} "
               f"E_eq {equivariance_error(est, X, capsule_shape=(S, S)):8.1f} "
               f"E_eq centred {equivariance_error(est, X, center=True, capsule_shape=(S, S)):8.1f} "

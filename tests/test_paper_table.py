@@ -110,9 +110,10 @@ def test_held_out_elbo_is_float32_on_a_module_accelerate_prepared_for_bfloat16(
     assert paper_table.elbo_per_frame(prepared, X) == paper_table.elbo_per_frame(plain, X)
 
 
-def test_capsule_harmonics_finds_the_period_of_the_capsule_pattern():
-    """convergence_study's diagnostic: a capsule pattern cos(2 pi h d / S) puts all its
-    power in harmonic h, whatever its phase and offset."""
+def test_cycle_harmonics_finds_the_period_of_the_pattern():
+    """convergence_study's diagnostic: a pattern cos(2 pi h d / S) along the last axis
+    puts all its power in harmonic h, whatever its phase and offset; a mix splits it by
+    the squared amplitudes."""
     import convergence_study
 
     S = paper_table.S
@@ -121,8 +122,10 @@ def test_capsule_harmonics_finds_the_period_of_the_capsule_pattern():
     phase = np.arange(4)[:, None, None]  # t of frame 0 of four sequences
     for h in (1, 2, 3):
         t = 3.0 + np.cos(2 * np.pi * h * d / S + phase) * np.ones((1, S, 1))
-        np.testing.assert_allclose(convergence_study.capsule_harmonics(t),
+        np.testing.assert_allclose(convergence_study.cycle_harmonics(t),
                                    np.eye(3)[h - 1], atol=1e-12)
+    mix = np.cos(2 * np.pi * d / S + phase) + 2 * np.sin(4 * np.pi * d / S)
+    np.testing.assert_allclose(convergence_study.cycle_harmonics(mix, n=2), [0.2, 0.8])
 
 
 class _IdentityCodec:
