@@ -19,7 +19,10 @@ after every epoch, on 150 held-out rotation sequences:
 
 At the end, log-likelihood, E_eq (plain and centred), roll accuracy and the spectrum
 of the capsules (``harmonics``: the share of t's power along the capsule dimension in
-harmonics 1, 2, 3, frame 0 encoded alone) on 300 test sequences of each transformation.
+harmonics 1, 2, 3, frame 0 encoded alone; for a TVAE also of the family's own
+capsules, in its sequence and alone) on 300 test sequences of each transformation.
+The header gives the same spectrum for the pixels of the test sequences along the
+cycle (rotating MNIST digits vary more in harmonic 2 than in 1).
 A pattern of period ``capsule_dim / 2`` (harmonic 2) looks the same after a roll by
 half the cycle, so a model whose power is there cannot tell frames half a cycle apart:
 roll accuracy 0.5 (``u_mean_init`` in benchmarks/README.md). For a TVAE also where
@@ -362,8 +365,11 @@ def measure(est, tests, kind):
                 ("alone, its neighbours' u^2 at the prior's 1", completions["prior"], None)):
             print(f"  {family:9s} rolls of frame 0 {where}: " + ", ".join(
                 f"{k} {v:.3f}" for k, v in roll_outcomes(est, X, t0, which).items()))
-        print(f"  {family:9s} u roll correlation {u_roll_correlation(est, X):.3f}",
-              flush=True)
+        def own_harmonics(t):
+            return " ".join(f"{h:.3f}" for h in cycle_harmonics(t[:, own])) if own.any() else "-"
+        print(f"  {family:9s} u roll correlation {u_roll_correlation(est, X):.3f}; harmonics "
+              f"1-3 of its own capsules in sequence {own_harmonics(in_sequence)}, alone "
+              f"{own_harmonics(alone)}", flush=True)
 
 
 def run(config):
