@@ -131,9 +131,14 @@ def cycle_harmonics(values, n=3):
     cycle, in harmonics 1..n (the rest is in higher ones; the mean is left out). For
     capsules ``(n_sequences, n_capsules, capsule_dim)``, the pattern along each capsule;
     for frames ``(n_sequences, n_pixels, S)``, how the pixels vary along the cycle."""
-    power = (np.abs(np.fft.rfft(values, axis=-1)[..., 1:]) ** 2)
+    power = np.abs(np.fft.rfft(values, axis=-1)[..., 1:]) ** 2
     power = power.reshape(-1, power.shape[-1]).mean(0)
     return power[:n] / power.sum()
+
+
+def harmonics_text(values):
+    """``cycle_harmonics(values)`` as printed, or "-" where there are no values."""
+    return " ".join(f"{h:.3f}" for h in cycle_harmonics(values)) if values.size else "-"
 
 
 def frame0_latents(est, X):
@@ -304,8 +309,8 @@ def setup(config):
     print(f"{kind} {config} n_train={n_train} families={list(families)} ({combine}, "
           f"{n_composed} composed){annealed}{shrunk}", flush=True)
     print("  pixel power of the test sequences along the cycle, harmonics 1-3: " + ", ".join(
-        f"{family} " + " ".join(f"{h:.3f}" for h in cycle_harmonics(
-            X.reshape(len(X), S, -1).transpose(0, 2, 1).astype(np.float64)))
+        f"{family} "
+        + harmonics_text(X.reshape(len(X), S, -1).transpose(0, 2, 1).astype(np.float64))
         for family, X in tests.items()), flush=True)
     return est, X_train, tests, kind, (switch, n_after)
 
@@ -330,8 +335,8 @@ def measure(est, tests, kind):
     # t of frame 0 in its sequence and alone, once per family, for the TVAE diagnostics
     latents = {} if kind == "vae" else {f: frame0_latents(est, X) for f, X in tests.items()}
     for family, X in tests.items():
-        harmonics = ("" if kind == "vae" else " harmonics 1-3 " + " ".join(
-            f"{h:.3f}" for h in cycle_harmonics(latents[family][1])))
+        harmonics = "" if kind == "vae" else " harmonics 1-3 " + harmonics_text(
+            latents[family][1])
         print(f"  {family:9s} ll/frame {est.score(X) / S:8.2f} "
               f"E_eq {equivariance_error(est, X, capsule_shape=(S, S)):8.1f} "
               f"E_eq centred {equivariance_error(est, X, center=True, capsule_shape=(S, S)):8.1f} "
@@ -365,11 +370,9 @@ def measure(est, tests, kind):
                 ("alone, its neighbours' u^2 at the prior's 1", completions["prior"], None)):
             print(f"  {family:9s} rolls of frame 0 {where}: " + ", ".join(
                 f"{k} {v:.3f}" for k, v in roll_outcomes(est, X, t0, which).items()))
-        def own_harmonics(t):
-            return " ".join(f"{h:.3f}" for h in cycle_harmonics(t[:, own])) if own.any() else "-"
         print(f"  {family:9s} u roll correlation {u_roll_correlation(est, X):.3f}; harmonics "
-              f"1-3 of its own capsules in sequence {own_harmonics(in_sequence)}, alone "
-              f"{own_harmonics(alone)}", flush=True)
+              f"1-3 of its own capsules in sequence {harmonics_text(in_sequence[:, own])}, "
+              f"alone {harmonics_text(alone[:, own])}", flush=True)
 
 
 def run(config):

@@ -126,6 +126,8 @@ def test_cycle_harmonics_finds_the_period_of_the_pattern():
                                    np.eye(3)[h - 1], atol=1e-12)
     mix = np.cos(2 * np.pi * d / S + phase) + 2 * np.sin(4 * np.pi * d / S)
     np.testing.assert_allclose(convergence_study.cycle_harmonics(mix, n=2), [0.2, 0.8])
+    assert convergence_study.harmonics_text(mix) == "0.200 0.800 0.000"
+    assert convergence_study.harmonics_text(mix[:, :0]) == "-"  # a family with no capsules
 
 
 class _IdentityCodec:
