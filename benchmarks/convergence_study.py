@@ -87,14 +87,15 @@ from sktvae.metrics import (
 )
 
 
-def decoded_frames(est, X):
-    """Decode each frame's latent t_l, encoded in its sequence: how often the nearest
+def decoded_frames(est, X, T):
+    """Decode each frame's latent t_l, encoded in its sequence (``T``, the sequences
+    ``X`` as ``est.transform`` gives them): how often the nearest
     true frame is frame l (``frames``), and how often it is the frame half a cycle on,
     l + S/2 (``half``; both within one step). A latent whose capsules hold only even
     harmonics looks the same after a roll by S/2, so the decoder cannot tell those
     two frames apart and each takes about half."""
     n = len(X)
-    T = est.transform(X).reshape(n, S, -1).astype(np.float32)
+    T = T.reshape(n, S, -1).astype(np.float32)
     decoded = est._decode(torch.from_numpy(T)).reshape(n, S, -1)
     nearest = _nearest_frames(decoded, X.reshape(n, S, -1).astype(np.float32))
     return {"frames": float(_cycle_hits(nearest, np.arange(S), S).mean()),
@@ -113,13 +114,14 @@ def diagnostics(est, X, others=()):
     module = est.net_.module_
     z_mean, z_logvar, u_mean, u_logvar = encoded(est, X)
     kl_u = 0.0 if u_mean is None else gaussian_kl(u_mean, u_logvar).mean().item() / S
+    T = est.transform(X)  # each frame's latent in its sequence
     harmonics = {}
     if u_mean is not None:  # which harmonics frame 0's capsules hold, in its sequence
-        h = cycle_harmonics(frame0_latents(est, X)[0], n=2)
+        h = cycle_harmonics(T.reshape(len(X), S, est.n_capsules, -1)[:, 0], n=2)
         harmonics = {"h1": h[0], "h2": h[1]}
     return {"elbo": elbo_per_frame(module, X, rows=len(X)),  # one pass, as measured
             "roll": roll_prediction_accuracy(est, X, capsule_shape=(S, S)),
-            **decoded_frames(est, X), **harmonics,
+            **decoded_frames(est, X, T), **harmonics,
             **{f"roll {family}": roll_prediction_accuracy(est, Y, capsule_shape=(S, S))
                for family, Y in others},
             "KL z": gaussian_kl(z_mean, z_logvar).mean().item() / S, "KL u": kl_u,
