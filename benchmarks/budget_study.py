@@ -4,20 +4,20 @@ to a time budget: a larger training budget in a short lease of a GPU.
     python benchmarks/budget_study.py --train-seconds 400 --log-dir logs \\
         '{"n_train": 48000, "device": "cuda"}' '{"n_train": 48000, "kind": "vae", "device": "cuda"}'
 
-Each argument is a ``convergence_study.py`` configuration without ``max_epochs`` and
-``anneal_from``; each runs in its own process, all at once, its output in
-``<log-dir>/run<i>.log``. Every run trains two epochs and times the second (the first
-also pays for the GPU's start-up while the other runs are still building their
-sequences: about twice as long on an H200), then waits for the others; then all train to
-the same number of epochs E: the most that the slowest second epoch fits into what is
-left of ``--train-seconds`` (counted from the start, so building the sequences counts
-too), at most ``--max-epochs``. The learning rate is kept for the first round(2E/3)
-epochs and annealed to 0 by epoch E, as in the CPU runs (60 epochs annealed from 40).
-sktvae continues the random stream, and skorch the schedule, when training goes on, so
-each run is the plain ``convergence_study.py '{..., "max_epochs": E, "anneal_from":
-round(2E/3)}'``; its log prints that command. The runs share the GPU, so the slowest
-epoch is measured while all of them train. With a ``--train-seconds`` far beyond what is
-needed, ``--max-epochs`` fixes E, and the runs repeat exactly.
+Each argument is a ``convergence_study.py`` configuration without ``max_epochs``,
+``anneal_from`` and ``n_train_after``; each runs in its own process, all at once, its
+output in ``<log-dir>/run<i>.log``. Every run trains two epochs and times the second
+(the first also pays for the GPU's start-up while the other runs are still building
+their sequences: about twice as long on an H200), then waits for the others; then all
+train to the same number of epochs E: the most that the slowest second epoch fits into
+what is left of ``--train-seconds`` (counted from the start, so building the sequences
+counts too), at most ``--max-epochs``. The learning rate is kept for the first
+round(2E/3) epochs and annealed to 0 by epoch E, as in the CPU runs (60 epochs annealed
+from 40). sktvae continues the random stream, and skorch the schedule, when training
+goes on, so each run is the plain ``convergence_study.py '{..., "max_epochs": E,
+"anneal_from": round(2E/3)}'``; its log prints that command. The runs share the GPU, so
+the slowest epoch is measured while all of them train. With a ``--train-seconds`` far
+beyond what is needed, ``--max-epochs`` fixes E, and the runs repeat exactly.
 """
 
 import argparse
@@ -50,10 +50,14 @@ def parse_args(argv=None):
     parser.add_argument("--sync-dir", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     for config in args.configs:
-        given = {"max_epochs", "anneal_from"} & set(json.loads(config))
+        keys = set(json.loads(config))
+        given = {"max_epochs", "anneal_from"} & keys
         if given:
             raise ValueError(f"budget_study chooses {sorted(given)} itself; leave them out "
                              f"of the configuration {config}.")
+        if "n_train_after" in keys:  # E is not known beforehand, so neither is the switch
+            raise ValueError(f"budget_study trains every epoch on all n_train sequences; "
+                             f"leave n_train_after out of the configuration {config}.")
     if args.train_seconds <= 0 or args.max_epochs < TIMED + 1:
         raise ValueError(f"--train-seconds must be positive and --max-epochs at least "
                          f"{TIMED + 1}.")

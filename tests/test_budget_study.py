@@ -36,6 +36,7 @@ def test_a_run_that_never_records_does_not_hold_the_others(tmp_path):
 @pytest.mark.parametrize("argv, match", [
     (["--train-seconds", "10", '{"max_epochs": 5}'], "max_epochs"),
     (["--train-seconds", "10", '{"anneal_from": 5}'], "anneal_from"),
+    (["--train-seconds", "10", '{"n_train_after": [1, 10]}'], "n_train_after"),
     (["--train-seconds", "0", "{}"], "--train-seconds"),
     (["--train-seconds", "10", "--max-epochs", str(TIMED), "{}"], "--max-epochs"),
 ])
