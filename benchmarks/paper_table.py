@@ -110,6 +110,11 @@ def elbo_per_frame(module, X, rows=64):
     x = torch.from_numpy(X).view(len(X), S, -1)
     # The class's forward, not the instance's: accelerate wraps a prepared module's own
     # in its (bfloat16) autocast, and this is a measurement, in float32 like the others.
+    # Under several processes the prepared module is a DistributedDataParallel around the
+    # wrapped one; a measurement needs no gradient sync, so the inner module's is called.
+    while isinstance(module, (torch.nn.DataParallel,
+                              torch.nn.parallel.DistributedDataParallel)):
+        module = module.module
     forward = type(module).forward.__get__(module)
     # Seeded on a forked RNG: reseeding the global one here, between epochs, would
     # replay the same shuffling and training noise in every epoch.

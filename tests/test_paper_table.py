@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from sktvae import TopographicVAE
 from sktvae.datasets import load_digits_images
@@ -92,10 +93,10 @@ def test_held_out_elbo_callback_leaves_training_unchanged():
 
 
 def test_held_out_elbo_is_float32_on_a_module_accelerate_prepared_for_bfloat16(
-        fresh_accelerate_state):
+        fresh_accelerate_state, tmp_path):
     """accelerate wraps a prepared module's forward in its autocast, and the per-epoch
     callback runs inside training, where the module is prepared: the ELBO must still be
-    float32, as every other measurement is."""
+    float32, as every other measurement is, in one process and in several."""
     import copy
 
     from accelerate import Accelerator
@@ -108,6 +109,16 @@ def test_held_out_elbo_is_float32_on_a_module_accelerate_prepared_for_bfloat16(
     prepared = Accelerator(cpu=True, mixed_precision="bf16").prepare(copy.deepcopy(plain))
     assert "_original_forward" in vars(prepared)  # the wrapper this test is about
     assert paper_table.elbo_per_frame(prepared, X) == paper_table.elbo_per_frame(plain, X)
+
+    # With several processes accelerate puts DistributedDataParallel around the wrapped
+    # module (here a process group of one, which is the same wrapping).
+    torch.distributed.init_process_group("gloo", init_method=f"file://{tmp_path}/store",
+                                         rank=0, world_size=1)
+    try:
+        parallel = torch.nn.parallel.DistributedDataParallel(prepared)
+        assert paper_table.elbo_per_frame(parallel, X) == paper_table.elbo_per_frame(plain, X)
+    finally:
+        torch.distributed.destroy_process_group()
 
 
 def test_cycle_harmonics_finds_the_period_of_the_pattern():
