@@ -44,7 +44,8 @@ Each argument is a JSON dict of estimator parameters (``random_state`` is 0 unle
 given), with ``n_train`` (sequences), ``kind`` ("tvae" or "vae"), ``families``,
 ``combine`` ("random": one family per training sequence, as the paper; "compose": all
 of them at once), ``compose_fraction`` (this share of the training sequences composed,
-the rest as ``combine`` says) and ``bf16`` (train with bfloat16 autocast through
+the rest as ``combine`` says; ``composed_families`` composes only these of the families
+there) and ``bf16`` (train with bfloat16 autocast through
 accelerate, as ``paper_table.py`` does), ``anneal_from`` (keep the learning rate
 for this many epochs, then lower it along a half cosine towards 0 at ``max_epochs``)
 and ``n_train_after`` (``[epoch, n]``: after that many epochs, train on the first ``n``
@@ -285,13 +286,14 @@ def setup(config):
     families = config.pop("families", FAMILIES)
     combine = config.pop("combine", "random")  # or "compose": all families in every sequence
     compose_fraction = config.pop("compose_fraction", 0.0)
+    composed_families = config.pop("composed_families", None)  # default: all families
     anneal_from = config.pop("anneal_from", None)
     n_train_after = config.pop("n_train_after", None)
     if config.pop("bf16", False):  # bfloat16 autocast in training (accelerate)
         config["accelerator"] = accelerator("bf16", config.get("device", "cpu"))
     mnist = fetch_mnist(path=MNIST)
     X_train, n_composed = training_sequences(mnist.x_train[:n_train], families, combine,
-                                             compose_fraction)
+                                             compose_fraction, composed_families)
     tests = held_out_sequences(mnist.x_test[:300])
     # A closure, not the estimator itself, so that get_params does not recurse.
     monitor = EpochDiagnostics(lambda: diagnostics(
@@ -308,8 +310,9 @@ def setup(config):
                          f"and 0 < n <= n_train, got {n_train_after}.")
     shrunk = "" if n_train_after is None else \
         f", from epoch {switch + 1} on the first {n_after} sequences"
+    composed = "" if composed_families is None else f" of {list(composed_families)}"
     print(f"{kind} {config} n_train={n_train} families={list(families)} ({combine}, "
-          f"{n_composed} composed){annealed}{shrunk}", flush=True)
+          f"{n_composed} composed{composed}){annealed}{shrunk}", flush=True)
     print("  pixel power of the test sequences along the cycle, harmonics 1-3: " + ", ".join(
         f"{family} "
         + harmonics_text(X.reshape(len(X), S, -1).transpose(0, 2, 1).astype(np.float64))

@@ -65,20 +65,27 @@ def sequences(images, families, combine, seed):
     return seq.fit_transform(images.reshape(len(images), -1))
 
 
-def training_sequences(images, families, combine, compose_fraction=0.0):
+def training_sequences(images, families, combine, compose_fraction=0.0,
+                       composed_families=None):
     """Training sequences of ``images``, one per image: each with one of ``families``
     (``combine="random"``, the paper's set) or all of them at once (``"compose"``), and
-    the last ``compose_fraction`` of them composed whatever ``combine`` is. Returns the
-    sequences and how many are composed that way."""
+    the last ``compose_fraction`` of them composed whatever ``combine`` is, of
+    ``composed_families`` (default: all of ``families``). Returns the sequences and how
+    many are composed that way."""
     if not 0 <= compose_fraction <= 1:
         raise ValueError(f"compose_fraction must be in [0, 1], got {compose_fraction}.")
+    composed_families = families if composed_families is None else composed_families
+    if not composed_families or not set(composed_families) <= set(families):
+        raise ValueError(f"composed_families must be some of families={list(families)}, "
+                         f"got {composed_families}.")
     n = len(images)
     n_composed = round(n * compose_fraction)
     parts = []
     if n_composed < n:
         parts.append(sequences(images[:n - n_composed], families, combine, seed=0))
     if n_composed:
-        parts.append(sequences(images[n - n_composed:], families, "compose", seed=3))
+        parts.append(sequences(images[n - n_composed:], composed_families, "compose",
+                               seed=3))
     return np.concatenate(parts), n_composed
 
 

@@ -340,6 +340,17 @@ def test_convergence_study_runs_end_to_end(monkeypatch, capsys, kind):
     assert out.count("u roll correlation") == (3 if kind == "tvae" else 0)
 
 
+def _turns_and_changes_hue(X):
+    """Per sequence of ``X`` (3-channel frames): does the digit turn, does its hue change?"""
+    frames = X.reshape(len(X), paper_table.S, 3, -1).astype(np.float32)
+    brightness = frames.sum(2)  # (sequence, frame, pixel): moves when the digit turns
+    moves = np.abs(brightness - brightness[:, :1]).mean((1, 2)) / brightness.mean((1, 2))
+    colour = (frames * (brightness[:, :, None] > 0.3)).sum(-1)
+    colour /= colour.sum(-1, keepdims=True)  # the share of each channel: moves with hue
+    recolours = np.abs(colour - colour[:, :1]).sum(-1).mean(1)
+    return moves > 0.3, recolours > 0.5
+
+
 def test_training_sequences_compose_the_given_share_and_leave_the_rest_one_family():
     """The benchmarks' training set with --compose-fraction: the last share of the
     sequences rotate and change hue at once, the others do one of the two."""
@@ -347,13 +358,7 @@ def test_training_sequences_compose_the_given_share_and_leave_the_rest_one_famil
     X, n_composed = paper_table.training_sequences(
         images, ["rotation", "hue"], "random", compose_fraction=0.5)
     assert X.shape[0] == 12 and n_composed == 6
-    frames = X.reshape(12, paper_table.S, 3, -1).astype(np.float32)
-    brightness = frames.sum(2)  # (sequence, frame, pixel): moves when the digit turns
-    moves = np.abs(brightness - brightness[:, :1]).mean((1, 2)) / brightness.mean((1, 2))
-    colour = (frames * (brightness[:, :, None] > 0.3)).sum(-1)
-    colour /= colour.sum(-1, keepdims=True)  # the share of each channel: moves with hue
-    recolours = np.abs(colour - colour[:, :1]).sum(-1).mean(1)
-    turns, changes_hue = moves > 0.3, recolours > 0.5
+    turns, changes_hue = _turns_and_changes_hue(X)
     np.testing.assert_array_equal(turns[:6] ^ changes_hue[:6], True)  # one family each
     assert turns[:6].any() and changes_hue[:6].any()
     np.testing.assert_array_equal(turns[6:] & changes_hue[6:], True)  # both at once
@@ -362,6 +367,23 @@ def test_training_sequences_compose_the_given_share_and_leave_the_rest_one_famil
     assert X_all.shape[0] == 4 and n_all == 4
     with pytest.raises(ValueError, match="compose_fraction"):
         paper_table.training_sequences(images[:4], ["hue"], "random", compose_fraction=1.5)
+
+
+def test_training_sequences_compose_only_the_given_families():
+    """``composed_families``: the composed share takes only those transformations; the
+    one-family share is the same as without it."""
+    images = load_digits_images(size=28).data.reshape(-1, 28, 28)[:12]
+    X, _ = paper_table.training_sequences(images, ["rotation", "hue"], "random", 0.5)
+    X_hue, n_composed = paper_table.training_sequences(
+        images, ["rotation", "hue"], "random", 0.5, composed_families=["hue"])
+    assert n_composed == 6
+    np.testing.assert_array_equal(X_hue[:6], X[:6])
+    turns, changes_hue = _turns_and_changes_hue(X_hue[6:])
+    np.testing.assert_array_equal(changes_hue & ~turns, True)  # hue alone
+    for bad in (["scale"], []):
+        with pytest.raises(ValueError, match="composed_families"):
+            paper_table.training_sequences(images[:4], ["rotation", "hue"], "random", 0.5,
+                                           composed_families=bad)
 
 
 def test_annealing_keeps_the_rate_then_lowers_it_towards_zero():
