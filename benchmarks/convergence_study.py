@@ -42,15 +42,15 @@ encoding a frame alone is what holds it back.
 
 Each argument is a JSON dict of estimator parameters (``random_state`` is 0 unless
 given), with ``n_train`` (sequences), ``kind`` ("tvae" or "vae"), ``families``,
-``combine`` ("random": one family per training sequence, as the paper; "compose": all
-of them at once), ``compose_fraction`` (this share of the training sequences composed,
-the rest as ``combine`` says; ``composed_families`` composes only these of the families
-there) and ``bf16`` (train with bfloat16 autocast through
-accelerate, as ``paper_table.py`` does), ``anneal_from`` (keep the learning rate
-for this many epochs, then lower it along a half cosine towards 0 at ``max_epochs``)
-and ``n_train_after`` (``[epoch, n]``: after that many epochs, train on the first ``n``
-training sequences only; the run goes on from where it was, learning rate, optimiser
-and random stream) besides:
+``combine`` ("random": one family per training sequence, as the paper; "compose": all of
+them at once), ``compose_fraction`` (this share of the training sequences composed, the
+rest as ``combine`` says; ``composed_families`` composes only these of the families
+there) and ``bf16`` (train with bfloat16 autocast through accelerate, as
+``paper_table.py`` does), ``anneal_from`` (keep the learning rate for this many epochs,
+then lower it along a half cosine towards 0 at ``max_epochs``) and ``n_train_after``
+(``[epoch, n]``: after that many epochs, train on the first ``n`` training sequences
+only; the run goes on from where it was, learning rate, optimiser and random stream)
+besides:
 
     python benchmarks/convergence_study.py '{"n_train": 2000, "max_epochs": 20,
         "temporal_window": 2, "families": ["rotation"]}'
