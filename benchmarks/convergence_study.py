@@ -15,7 +15,10 @@ after every epoch, on 150 held-out rotation sequences:
 * ``roll hue``, ``roll scale``: roll accuracy on 150 held-out sequences of each other
   transformation trained on;
 * ``KL z`` and ``KL u`` per frame: which latent carries the information;
-* ``elbo hue``, ``elbo scale``: the ELBO per frame of those other sequences.
+* ``elbo hue``, ``elbo scale``: the ELBO per frame of those other sequences;
+* ``train elbo rotation`` (``hue``, ``scale``, ``composed``): the same on up to 150
+  training sequences of each kind: a held-out bound that stalls while its training
+  bound improves is overfitting.
 
 At the end, log-likelihood, E_eq (plain and centred), roll accuracy and the spectrum
 of the capsules (``harmonics``: the share of t's power along the capsule dimension in
@@ -74,6 +77,7 @@ from paper_table import (
     accelerator,
     elbo_per_frame,
     held_out_sequences,
+    training_families,
     training_sequences,
 )
 from sktvae import VAE, TopographicVAE
@@ -111,7 +115,7 @@ def encoded(est, X):
     return [None if p is None else p.cpu() for p in params]
 
 
-def diagnostics(est, X, others=()):
+def diagnostics(est, X, others=(), seen=()):
     module = est.net_.module_
     z_mean, z_logvar, u_mean, u_logvar = encoded(est, X)
     kl_u = 0.0 if u_mean is None else gaussian_kl(u_mean, u_logvar).mean().item() / S
@@ -126,7 +130,11 @@ def diagnostics(est, X, others=()):
             **{f"roll {family}": roll_prediction_accuracy(est, Y, capsule_shape=(S, S))
                for family, Y in others},
             "KL z": gaussian_kl(z_mean, z_logvar).mean().item() / S, "KL u": kl_u,
-            **{f"elbo {family}": elbo_per_frame(module, Y, rows=len(Y)) for family, Y in others}}
+            **{f"elbo {family}": elbo_per_frame(module, Y, rows=len(Y)) for family, Y in others},
+            # the same on training sequences: a held-out bound that stalls while these
+            # improve is overfitting
+            **{f"train elbo {family}": elbo_per_frame(module, Y, rows=len(Y))
+               for family, Y in seen}}
 
 
 def cycle_harmonics(values, n=3):
@@ -295,9 +303,13 @@ def setup(config):
     X_train, n_composed = training_sequences(mnist.x_train[:n_train], families, combine,
                                              compose_fraction, composed_families)
     tests = held_out_sequences(mnist.x_test[:300])
+    moving = training_families(len(X_train), families, combine, compose_fraction, composed_families)
+    seen = [(f, X_train[moving == f][:150]) for f in (*families, "composed")
+            if (moving == f).any()]
     # A closure, not the estimator itself, so that get_params does not recurse.
     monitor = EpochDiagnostics(lambda: diagnostics(
-        est, tests["rotation"][:150], [(f, tests[f][:150]) for f in families if f != "rotation"]))
+        est, tests["rotation"][:150], [(f, tests[f][:150]) for f in families if f != "rotation"],
+        seen))
     params = {"sequence_length": S, "random_state": 0, "callbacks": [monitor], **config}
     est = (VAE(n_components=S * S, **params) if kind == "vae"
            else TopographicVAE(S, S, **params))

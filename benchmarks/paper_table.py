@@ -40,6 +40,7 @@ from sktvae.metrics import (
 )
 
 FAMILIES = ("rotation", "hue", "scale")
+ONE_FAMILY_SEED = 0
 SINGLE_FAMILIES = ("rotation", "hue")  # trained on one transformation: those the roll
                                         # target names
 
@@ -82,11 +83,33 @@ def training_sequences(images, families, combine, compose_fraction=0.0,
     n_composed = round(n * compose_fraction)
     parts = []
     if n_composed < n:
-        parts.append(sequences(images[:n - n_composed], families, combine, seed=0))
+        parts.append(sequences(images[:n - n_composed], families, combine,
+                               seed=ONE_FAMILY_SEED))
     if n_composed:
         parts.append(sequences(images[n - n_composed:], composed_families, "compose",
                                seed=3))
     return np.concatenate(parts), n_composed
+
+
+def training_families(n, families, combine, compose_fraction=0.0, composed_families=None):
+    """What moves in each of the ``n`` sequences that ``training_sequences`` builds with
+    these arguments: a family's name, or ``"composed"`` where several move at once (an
+    ``(n,)`` object array). The one-family choice is ``SequenceTransformer``'s own draw,
+    replayed: the starting phases of its random state first, then the choice."""
+    composed_families = families if composed_families is None else composed_families
+    n_composed = round(n * compose_fraction)
+    n_one = n - n_composed
+    labels = np.full(n, "composed", dtype=object)
+    if len(composed_families) == 1:
+        labels[n_one:] = composed_families[0]
+    if len(families) == 1:
+        labels[:n_one] = families[0]
+    elif combine == "random":
+        rng = np.random.RandomState(ONE_FAMILY_SEED)
+        rng.random_sample((n_one, len(families)))  # the starting phases
+        labels[:n_one] = np.asarray(families, dtype=object)[
+            rng.randint(len(families), size=n_one)]
+    return labels
 
 
 def held_out_sequences(images):

@@ -335,6 +335,7 @@ def test_convergence_study_runs_end_to_end(monkeypatch, capsys, kind):
     out = capsys.readouterr().out
     epoch = next(line for line in out.splitlines() if line.startswith("  epoch 1:"))
     assert "frames" in epoch and "half" in epoch and "elbo hue" in epoch
+    assert "train elbo rotation" in epoch or "train elbo hue" in epoch
     assert ("h2" in epoch) == (kind == "tvae")
     assert out.count("ll/frame") == 3  # rotation, hue, scale
     assert out.count("u roll correlation") == (3 if kind == "tvae" else 0)
@@ -384,6 +385,24 @@ def test_training_sequences_compose_only_the_given_families():
         with pytest.raises(ValueError, match="composed_families"):
             paper_table.training_sequences(images[:4], ["rotation", "hue"], "random", 0.5,
                                            composed_families=bad)
+
+
+def test_training_families_says_what_moves_in_each_training_sequence():
+    """``training_families`` replays the transformer's choice of family: each one-family
+    sequence does what its label says, and the composed share is labelled so."""
+    images = load_digits_images(size=28).data.reshape(-1, 28, 28)[:24]
+    X, _ = paper_table.training_sequences(images, ["rotation", "hue"], "random", 0.25)
+    labels = paper_table.training_families(24, ["rotation", "hue"], "random", 0.25)
+    turns, changes_hue = _turns_and_changes_hue(X)
+    assert set(labels[:18]) == {"rotation", "hue"}
+    np.testing.assert_array_equal(turns[:18], labels[:18] == "rotation")
+    np.testing.assert_array_equal(changes_hue[:18], labels[:18] == "hue")
+    np.testing.assert_array_equal(labels[18:], "composed")
+    only_hue = paper_table.training_families(24, ["rotation", "hue"], "random", 0.25,
+                                             composed_families=["hue"])
+    np.testing.assert_array_equal(only_hue[18:], "hue")
+    np.testing.assert_array_equal(
+        paper_table.training_families(4, ["rotation", "hue"], "compose"), "composed")
 
 
 def test_annealing_keeps_the_rate_then_lowers_it_towards_zero():
