@@ -303,7 +303,8 @@ def setup(config):
     X_train, n_composed = training_sequences(mnist.x_train[:n_train], families, combine,
                                              compose_fraction, composed_families)
     tests = held_out_sequences(mnist.x_test[:300])
-    moving = training_families(len(X_train), families, combine, compose_fraction, composed_families)
+    moving = training_families(len(X_train), families, combine, compose_fraction,
+                               composed_families)  # what moves in each training sequence
     seen = [(f, X_train[moving == f][:150]) for f in (*families, "composed")
             if (moving == f).any()]
     # A closure, not the estimator itself, so that get_params does not recurse.

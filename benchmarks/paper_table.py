@@ -40,7 +40,7 @@ from sktvae.metrics import (
 )
 
 FAMILIES = ("rotation", "hue", "scale")
-ONE_FAMILY_SEED = 0
+ONE_FAMILY_SEED = 0  # training_sequences' seed for its one-family share
 SINGLE_FAMILIES = ("rotation", "hue")  # trained on one transformation: those the roll
                                         # target names
 
