@@ -305,8 +305,9 @@ def setup(config):
     tests = held_out_sequences(mnist.x_test[:300])
     moving = training_families(len(X_train), families, combine, compose_fraction,
                                composed_families)  # what moves in each training sequence
-    seen = [(f, X_train[moving == f][:150]) for f in (*families, "composed")
-            if (moving == f).any()]
+    # The first 150 of each kind, indexed by row so that no whole kind is copied.
+    seen = [(f, X_train[rows]) for f in (*families, "composed")
+            if (rows := np.flatnonzero(moving == f)[:150]).size]
     # A closure, not the estimator itself, so that get_params does not recurse.
     monitor = EpochDiagnostics(lambda: diagnostics(
         est, tests["rotation"][:150], [(f, tests[f][:150]) for f in families if f != "rotation"],
