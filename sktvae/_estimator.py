@@ -1,5 +1,6 @@
 """The public estimators: ``TopographicVAE`` and its plain-VAE baseline ``VAE``."""
 
+import math
 from numbers import Integral, Real
 
 import numpy as np
@@ -87,6 +88,13 @@ class TopographicVAE(_BaseVAE):
     capsule window moves one dimension per frame of offset, which rewards latents that
     roll along the capsule as the sequence advances.
 
+    A capsule is a ring of ``capsule_dim`` units, or with ``capsule_dim=(rows, cols)``
+    a torus, circular on both axes, whose window is ``capsule_window`` units on each
+    axis: one torus with ``sequence_length=1`` is the paper's 2-D topographic map
+    (its Figure 3), ``TopographicVAE(n_capsules=1, capsule_dim=(18, 18),
+    capsule_window=(5, 5), sequence_length=1, mu_init=10)``. Over time, a torus's
+    window shifts along its cols axis.
+
     One row of ``X`` is one sequence: ``sequence_length`` frames concatenated in time
     order. Sequences are treated as cycles (time is circular).
 
@@ -94,8 +102,9 @@ class TopographicVAE(_BaseVAE):
     ----------
     n_capsules : int, default=18
         Capsules per frame.
-    capsule_dim : int, default=18
-        Dimensions per capsule; the capsule is circular along them.
+    capsule_dim : int or tuple of (int, int), default=18
+        Units per capsule: an int ``D`` for a ring of ``D`` units, a pair
+        ``(rows, cols)`` for a torus of ``rows x cols`` units (circular on both axes).
     sequence_length : int, default=18
         Frames per sequence (per row of ``X``). ``1`` gives an i.i.d. topographic VAE.
     temporal_window : int or None, default=None
@@ -106,8 +115,11 @@ class TopographicVAE(_BaseVAE):
         sooner when trained on one transformation (``benchmarks/README.md``). At most
         ``sequence_length // 2``; for even lengths the window at ``L = S/2`` covers the
         ``S`` frames once.
-    capsule_window : int, default=3
-        ``K`` (odd): neighbouring capsule dimensions that share their scale.
+    capsule_window : int or tuple of (int, int), default=3
+        ``K`` (odd): neighbouring capsule units that share their scale. On a torus, a
+        pair ``(k_rows, k_cols)`` of odd sizes, or one int for the square window
+        ``(K, K)`` (as ``torch.nn.Conv2d``'s ``kernel_size``). A window may be as wide
+        as its axis, not wider. A ring has one axis, so it takes an int only.
     coherence : {{"shifting", "stationary"}}, default="shifting"
         ``"shifting"`` is the TVAE; ``"stationary"`` is the paper's BubbleVAE.
     mu_init : float, default=30.0
@@ -160,9 +172,9 @@ class TopographicVAE(_BaseVAE):
     _parameter_constraints = {
         **_BaseVAE._parameter_constraints,
         "n_capsules": [Interval(Integral, 1, None, closed="left")],
-        "capsule_dim": [Interval(Integral, 1, None, closed="left")],
+        "capsule_dim": [Interval(Integral, 1, None, closed="left"), "array-like"],
         "temporal_window": [Interval(Integral, 0, None, closed="left"), None],
-        "capsule_window": [Interval(Integral, 1, None, closed="left")],
+        "capsule_window": [Interval(Integral, 1, None, closed="left"), "array-like"],
         "coherence": [StrOptions({"shifting", "stationary"})],
         "mu_init": [Interval(Real, None, None, closed="neither")],
         "center_decoder_input": ["boolean"],
@@ -210,10 +222,7 @@ class TopographicVAE(_BaseVAE):
 
     def _check_params(self):
         super()._check_params()
-        if self.capsule_window % 2 == 0 or self.capsule_window > self.capsule_dim:
-            raise ValueError(
-                f"capsule_window must be odd and at most capsule_dim={self.capsule_dim} "
-                f"(a window centred on each dimension); got {self.capsule_window}.")
+        _ = self._capsule_window_shape  # raises for a window that does not fit
         if self._temporal_window > self.sequence_length // 2:
             raise ValueError(
                 f"temporal_window must be at most sequence_length // 2 = "
@@ -222,31 +231,68 @@ class TopographicVAE(_BaseVAE):
                 f"{self.temporal_window}.")
 
     @property
+    def _capsule_shape(self):
+        """``(D,)`` for rings, ``(rows, cols)`` for tori: the axes of one capsule."""
+        return _grid_pair("capsule_dim", self.capsule_dim)
+
+    @property
+    def _capsule_window_shape(self):
+        """The window as one size per capsule axis, checked against the capsule."""
+        shape = self._capsule_shape
+        window = _grid_pair("capsule_window", self.capsule_window)
+        if len(shape) == 1 and len(window) == 2:
+            raise ValueError(
+                f"capsule_window={self.capsule_window!r} is a pair, but "
+                f"capsule_dim={self.capsule_dim!r} is a ring with one axis: pass an "
+                "int window, or capsule_dim=(rows, cols) for a torus.")
+        if len(window) < len(shape):  # an int on a torus: the square window
+            window = window * len(shape)
+        for axis, k, size in zip(("rows", "cols") if len(shape) == 2 else ("ring",),
+                                 window, shape):
+            if k % 2 == 0 or k > size:
+                what = "capsule_dim" if len(shape) == 1 else f"the torus's {axis}"
+                raise ValueError(
+                    f"capsule_window must be odd and at most {what} ({size}), a window "
+                    f"centred on each unit; got capsule_window={self.capsule_window!r} "
+                    f"for capsule_dim={self.capsule_dim!r}.")
+        return window
+
+    @property
     def _n_latent(self):
-        return self.n_capsules * self.capsule_dim
+        return self.n_capsules * math.prod(self._capsule_shape)
 
     def _latent_feature_names(self):
-        return [f"capsule{c}_dim{d}" for c in range(self.n_capsules)
-                for d in range(self.capsule_dim)]
+        shape = self._capsule_shape
+        if len(shape) == 1:
+            return [f"capsule{c}_dim{d}" for c in range(self.n_capsules)
+                    for d in range(shape[0])]
+        return [f"capsule{c}_r{i}_c{j}" for c in range(self.n_capsules)
+                for i in range(shape[0]) for j in range(shape[1])]
 
-    def roll(self, T, shift):
-        """Roll every capsule of latents ``T`` by ``shift`` dimensions.
+    def roll(self, T, shift, axis=-1):
+        """Roll every capsule of latents ``T`` by ``shift`` units.
 
         With shifting coherence a transformation of the input by one step of its cycle
-        becomes a roll by one dimension, so ``inverse_transform(roll(T, k))`` shows the
-        input transformed ``k`` steps further (the paper's capsule traversals).
+        becomes a roll by one unit, so ``inverse_transform(roll(T, k))`` shows the
+        input transformed ``k`` steps further (the paper's capsule traversals). On a
+        torus the roll is along the cols axis, the one the window shifts along over
+        time; ``axis=-2`` rolls along the rows instead.
 
         Parameters
         ----------
-        T : array-like of shape (n_samples, k * n_capsules * capsule_dim)
-            Latents of ``k`` frames each, e.g. the output of :meth:`transform`.
+        T : array-like of shape (n_samples, k * n_latent)
+            Latents of ``k`` frames each, e.g. the output of :meth:`transform`
+            (``n_latent`` is ``n_capsules`` times the units of a capsule).
         shift : int or array-like of int of shape (n_samples,)
             Steps to roll by, the same for all rows or one per row.
+        axis : int, default=-1
+            The capsule axis to roll along: ``-1`` (or ``0`` on a ring, ``1`` on a
+            torus) is the ring or the torus's cols; ``-2`` (or ``0``) a torus's rows.
 
         Returns
         -------
         T_rolled : ndarray of the same shape as ``T``
-            ``T_rolled[..., d] = T[..., d - shift]`` within each capsule.
+            ``T_rolled[..., d] = T[..., d - shift]`` along ``axis`` within each capsule.
 
         Examples
         --------
@@ -257,16 +303,26 @@ class TopographicVAE(_BaseVAE):
         array([[4., 1., 2., 3.]])
         """
         T = check_array(T)
-        D = self.capsule_dim
-        if T.shape[1] % D:
+        shape = self._capsule_shape
+        units = math.prod(shape)
+        if T.shape[1] % units:
             raise ValueError(f"T has {T.shape[1]} features, not a whole number of "
-                             f"capsules of capsule_dim={D}.")
+                             f"capsules of capsule_dim={self.capsule_dim!r}.")
+        if isinstance(axis, bool) or not isinstance(axis, Integral) \
+                or not -len(shape) <= axis < len(shape):
+            raise ValueError(
+                f"axis must be a capsule axis, -1 or {len(shape) - 1} (cols)"
+                + (", -2 or 0 (rows)" if len(shape) == 2 else "")
+                + f" for capsule_dim={self.capsule_dim!r}; got {axis!r}.")
         shift = np.broadcast_to(np.asarray(shift), (len(T),))
         if not np.issubdtype(shift.dtype, np.integer):
             raise TypeError(f"shift must be integers; got dtype {shift.dtype}.")
-        capsules = T.reshape(len(T), -1, D)
+        axis = 2 + axis % len(shape)  # in (n, capsules, *shape)
+        capsules = T.reshape(len(T), -1, *shape)
+        D = capsules.shape[axis]
         index = (np.arange(D)[None, :] - shift[:, None]) % D  # (n, D)
-        return np.take_along_axis(capsules, index[:, None, :], axis=2).reshape(T.shape)
+        index = np.expand_dims(index, [a for a in range(1, capsules.ndim) if a != axis])
+        return np.take_along_axis(capsules, index, axis=axis).reshape(T.shape)
 
     def predict_sequence(self, X_first_frames, n_steps=None):
         """Encode single frames and decode their future by rolling the capsules.
@@ -308,8 +364,8 @@ class TopographicVAE(_BaseVAE):
 
     def _build_module(self, n_features):
         topography = Topography(
-            self.n_capsules, self.capsule_dim, self.sequence_length,
-            self._temporal_window, self.capsule_window,
+            self.n_capsules, self._capsule_shape, self.sequence_length,
+            self._temporal_window, self._capsule_window_shape,
             shifting=self.coherence == "shifting", mu_init=self.mu_init)
         return TopographicVAEModule(n_features, self._n_latent, self.hidden_layer_sizes,
                                     self.likelihood, topography,
@@ -392,3 +448,17 @@ class VAE(_BaseVAE):
     def _build_module(self, n_features):
         return TopographicVAEModule(n_features, self.n_components,
                                     self.hidden_layer_sizes, self.likelihood)
+
+
+def _grid_pair(name, value):
+    """``value`` as a tuple of one positive int (a ring) or two (a torus)."""
+    if isinstance(value, Integral) and not isinstance(value, bool):
+        return (int(value),)
+    entries = np.asarray(value, dtype=object)
+    if entries.ndim != 1 or len(entries) != 2 or not all(
+            isinstance(v, Integral) and not isinstance(v, bool) and v >= 1
+            for v in entries):
+        raise ValueError(
+            f"{name} must be a positive int or a pair of positive ints (rows, cols); "
+            f"got {value!r}.")
+    return tuple(int(v) for v in entries)

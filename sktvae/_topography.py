@@ -1,27 +1,31 @@
 """The topographic operator: t = (z - mu) / sqrt(W * u^2).
 
-W sums u^2 over a neighbourhood of each latent: frames ``l - L .. l + L`` (the temporal
-window ``L``, circular in time because a sequence is one whole cycle of a transformation)
-and ``K`` neighbouring dimensions of the same capsule (circular along the capsule).
-With *shifting* coherence the capsule window at time offset ``delta`` is centred on
-``d + delta``, so a pattern that rolls one capsule dimension per frame shares one scale:
-that is the inductive bias that makes capsules equivariant. *Stationary* coherence
-(the paper's BubbleVAE) does not shift the window.
+Each capsule is a torus of ``rows x cols`` units; a ring of ``D`` units (the paper's
+sequence capsules) is the torus ``1 x D``, so one code serves both. W sums u^2 over a
+neighbourhood of each latent: frames ``l - L .. l + L`` (the temporal window ``L``,
+circular in time because a sequence is one whole cycle of a transformation) and a
+``k_rows x k_cols`` window of the same capsule's torus (circular on both axes). With
+*shifting* coherence the window at time offset ``delta`` is centred ``delta`` units
+further along the cols axis, so a pattern that rolls one unit per frame shares one
+scale: that is the inductive bias that makes capsules equivariant. *Stationary*
+coherence (the paper's BubbleVAE) does not shift the window.
 
-W is fixed, so it is a buffer. It is linear on each capsule's (time, capsule dim) plane,
-so for the usual sizes it is applied as one dense ``(S*D, S*D)`` 0/1 matrix to every
-capsule plane of the batch: a single GEMM, which CPUs and GPUs run near their peak
-(a single-channel ``conv2d`` with the banded kernel computes the same sums several times
-slower). Planes larger than ``_MAX_MATRIX_SIDE`` use that ``conv2d`` instead, over the
-circularly padded plane. The matrix is built by applying the conv to a basis, so the
-two paths agree by construction.
+W is fixed, so it is a buffer. It is linear on each capsule's (time, rows, cols) block,
+so for the usual sizes it is applied as one dense ``(S*R*C, S*R*C)`` 0/1 matrix to every
+capsule block of the batch: a single GEMM, which CPUs and GPUs run near their peak
+(a single-channel convolution with the banded kernel computes the same sums several
+times slower). Blocks larger than ``_MAX_MATRIX_SIDE`` use that ``conv3d`` instead, over
+the circularly padded block. The matrix is built by applying the conv to a basis, so
+the two paths agree by construction.
 """
+
+from numbers import Integral
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-_MAX_MATRIX_SIDE = 2048  # S*D above which the (S*D)^2 matrix would outgrow the conv
+_MAX_MATRIX_SIDE = 2048  # S*R*C above which the (S*R*C)^2 matrix would outgrow the conv
 
 
 def temporal_offsets(sequence_length, temporal_window):
@@ -37,19 +41,28 @@ def temporal_offsets(sequence_length, temporal_window):
 
 
 def topographic_kernel(sequence_length, temporal_window, capsule_window, shifting):
-    """The fixed weights W as a ``(n_time, n_dim)`` 0/1 kernel for ``conv2d``.
+    """The fixed weights W as a ``(n_time, n_rows, n_cols)`` 0/1 kernel for ``conv3d``.
 
-    Row ``i`` is time offset ``delta = first + i``; column ``j`` is capsule-dim offset
-    ``k = j - pad_dim``. ``W[i, j] = 1`` where ``|k - shift * delta| <= K'`` with
-    ``K = 2K' + 1`` and ``shift = 1`` for shifting coherence, ``0`` for stationary.
+    ``capsule_window`` is ``(k_rows, k_cols)``, both odd. Index ``i`` is time offset
+    ``delta = first + i``; ``a`` and ``b`` are row and col offsets from the window's
+    centre. ``W[i, a, b] = 1`` where ``|b - shift * delta| <= k_cols // 2`` (every row
+    offset of the ``k_rows`` counts), with ``shift = 1`` for shifting coherence and
+    ``0`` for stationary.
     """
+    k_rows, k_cols = capsule_window
     first, last = temporal_offsets(sequence_length, temporal_window)
-    half = capsule_window // 2
+    half = k_cols // 2
     deltas = torch.arange(first, last + 1)
     reach = half + (max(-first, last) if shifting else 0)
-    ks = torch.arange(-reach, reach + 1)
-    centre = deltas[:, None] * int(shifting)
-    return ((ks[None, :] - centre).abs() <= half).float()
+    cols = torch.arange(-reach, reach + 1)
+    plane = ((cols[None, :] - deltas[:, None] * int(shifting)).abs() <= half).float()
+    return plane[:, None, :].expand(-1, k_rows, -1).contiguous()  # (T, k_rows, cols)
+
+
+def _circular_index(first, size, last):
+    """Indices ``first .. size - 1 + last`` wrapped into ``0 .. size - 1``: circular
+    padding as an index, which works for windows wider than the axis itself."""
+    return torch.arange(first, size + last) % size
 
 
 class Topography(nn.Module):
@@ -57,73 +70,83 @@ class Topography(nn.Module):
 
     Parameters
     ----------
-    n_capsules, capsule_dim : int
-        The latent of one frame is ``n_capsules`` circular capsules of ``capsule_dim``.
+    n_capsules : int
+        Capsules per frame.
+    capsule_shape : int or tuple of int
+        ``D`` (or ``(D,)``) for a ring of ``D`` units, ``(rows, cols)`` for a torus.
     sequence_length : int
         Frames per sequence ``S``; time is circular.
     temporal_window : int
         ``L``: frames ``l - L .. l + L`` share their scale; ``0`` for none.
-    capsule_window : int
-        ``K`` (odd): neighbouring capsule dimensions that share their scale.
+    capsule_window : int or tuple of int
+        ``K`` (odd) neighbouring units of a ring, or ``(k_rows, k_cols)`` (both odd) on
+        a torus, that share their scale.
     shifting : bool
-        Shift the capsule window by the time offset (TVAE) or not (BubbleVAE).
+        Shift the window along the cols axis by the time offset (TVAE) or not
+        (BubbleVAE).
     mu_init : float
         Initial value of the learned scalar ``mu``.
     eps : float
         Added inside the square root for stability (the reference value).
     """
 
-    def __init__(self, n_capsules, capsule_dim, sequence_length, temporal_window,
+    def __init__(self, n_capsules, capsule_shape, sequence_length, temporal_window,
                  capsule_window, shifting=True, mu_init=0.0, eps=1e-6):
         super().__init__()
+        rows, cols = _as_torus(capsule_shape)
         self.n_capsules = n_capsules
-        self.capsule_dim = capsule_dim
+        self.capsule_shape = (rows, cols)  # a ring is the torus (1, D)
         self.sequence_length = sequence_length
         self.shifting = shifting
         self.eps = eps
         self.mu = nn.Parameter(torch.tensor(float(mu_init)))
-        kernel = topographic_kernel(sequence_length, temporal_window, capsule_window,
-                                    shifting)
+        kernel = topographic_kernel(sequence_length, temporal_window,
+                                    _as_torus(capsule_window), shifting)
         self.register_buffer("kernel", kernel[None, None], persistent=False)
         first, last = temporal_offsets(sequence_length, temporal_window)
-        pad_dim = (kernel.shape[1] - 1) // 2
-        # Circular padding as an index: works for windows wider than the axis itself.
-        self.register_buffer(
-            "time_index", torch.arange(first, sequence_length + last) % sequence_length,
-            persistent=False)
-        self.register_buffer(
-            "dim_index", torch.arange(-pad_dim, capsule_dim + pad_dim) % capsule_dim,
-            persistent=False)
-        side = sequence_length * capsule_dim
+        pad_rows, pad_cols = (kernel.shape[1] - 1) // 2, (kernel.shape[2] - 1) // 2
+        self.register_buffer("time_index", _circular_index(first, sequence_length, last),
+                             persistent=False)
+        self.register_buffer("row_index", _circular_index(-pad_rows, rows, pad_rows),
+                             persistent=False)
+        self.register_buffer("col_index", _circular_index(-pad_cols, cols, pad_cols),
+                             persistent=False)
+        side = sequence_length * rows * cols
         matrix = None
         if side <= _MAX_MATRIX_SIDE:
-            basis = torch.eye(side).view(side, sequence_length, capsule_dim)
-            matrix = self._conv_planes(basis).reshape(side, side)  # row: input (l', d')
+            basis = torch.eye(side).view(side, sequence_length, rows, cols)
+            matrix = self._conv_blocks(basis).reshape(side, side)  # row: input unit
         self.register_buffer("matrix", matrix, persistent=False)
+
+    @property
+    def n_units(self):
+        """Units per capsule, ``rows * cols``."""
+        return self.capsule_shape[0] * self.capsule_shape[1]
 
     @property
     def n_terms(self):
         """Terms of ``u^2`` in each window: ``W * u^2`` is about this under the prior."""
         return int(self.kernel.sum())
 
-    def _conv_planes(self, planes):
-        """W * u^2 on ``(N, S, D)`` planes by a conv over the circularly padded plane."""
-        padded = planes.index_select(1, self.time_index).index_select(2, self.dim_index)
-        return F.conv2d(padded[:, None], self.kernel)[:, 0]
+    def _conv_blocks(self, blocks):
+        """W * u^2 on ``(N, S, R, C)`` blocks by a conv over the circularly padded block."""
+        padded = (blocks.index_select(1, self.time_index)
+                  .index_select(2, self.row_index).index_select(3, self.col_index))
+        return F.conv3d(padded[:, None], self.kernel)[:, 0]
 
     def neighbourhood_sum(self, u_sq):
-        """``W * u^2``: ``(B, S, C*D)`` -> ``(B, S, C*D)``, one op for the whole batch."""
+        """``W * u^2``: ``(B, S, n_capsules * R * C)`` -> the same shape, one op."""
         B, S, _ = u_sq.shape
-        C, D = self.n_capsules, self.capsule_dim
-        planes = u_sq.view(B, S, C, D).transpose(1, 2)  # (B, C, S, D)
+        N, (R, C) = self.n_capsules, self.capsule_shape
+        blocks = u_sq.view(B, S, N, R * C).transpose(1, 2)  # (B, N, S, R*C)
         if self.matrix is not None:
-            out = planes.reshape(B * C, S * D) @ self.matrix
+            out = blocks.reshape(B * N, S * R * C) @ self.matrix
         else:
-            out = self._conv_planes(planes.reshape(B * C, S, D))
-        return out.view(B, C, S, D).transpose(1, 2).reshape(B, S, C * D)
+            out = self._conv_blocks(blocks.reshape(B * N, S, R, C))
+        return out.view(B, N, S, R * C).transpose(1, 2).reshape(B, S, N * R * C)
 
     def forward(self, z, u):
-        """``t = (z - mu) / sqrt(W * u^2 + eps)``; ``z``, ``u``: ``(B, S, C*D)``."""
+        """``t = (z - mu) / sqrt(W * u^2 + eps)``; ``z``, ``u``: ``(B, S, n_latent)``."""
         return self.from_squares(z, u * u)
 
     def from_squares(self, z, u_sq):
@@ -131,18 +154,25 @@ class Topography(nn.Module):
         return (z - self.mu) * torch.rsqrt(self.neighbourhood_sum(u_sq) + self.eps)
 
     def frame_alone(self, z, u_sq):
-        """t of single frames with no sequence around them; ``z``, ``u_sq``: ``(B, C*D)``.
+        """t of single frames with no sequence around them; ``z``, ``u_sq``: ``(B, n)``.
 
         The unseen neighbours' ``u`` are taken to be what the prior rewards: ``u`` rolled
-        one capsule dimension per frame (shifting) or unchanged (stationary). The frame
-        then gets the same number of terms in its window as in training, and its
+        one unit along the cols axis per frame (shifting) or unchanged (stationary). The
+        frame then gets the same number of terms in its window as in training, and its
         latent holds nothing about any other frame.
         """
         B, n = u_sq.shape
-        S, C, D = self.sequence_length, self.n_capsules, self.capsule_dim
+        S, N, (R, C) = self.sequence_length, self.n_capsules, self.capsule_shape
         steps = torch.arange(S, device=u_sq.device)[:, None] * int(self.shifting)
-        index = (torch.arange(D, device=u_sq.device)[None, :] - steps) % D  # (S, D)
-        u_seq = u_sq.view(B, 1, C, D).expand(B, S, C, D)
-        u_seq = u_seq.gather(3, index.view(1, S, 1, D).expand(B, S, C, D))
+        index = (torch.arange(C, device=u_sq.device)[None, :] - steps) % C  # (S, C)
+        u_seq = u_sq.view(B, 1, N, R, C).expand(B, S, N, R, C)
+        u_seq = u_seq.gather(4, index.view(1, S, 1, 1, C).expand(B, S, N, R, C))
         z_seq = z.view(B, 1, n).expand(B, S, n)
         return self.from_squares(z_seq, u_seq.reshape(B, S, n))[:, 0]
+
+
+def _as_torus(shape):
+    """``D`` or ``(D,)`` -> ``(1, D)``: a ring is a torus of one row; a pair stays."""
+    shape = (shape,) if isinstance(shape, Integral) else tuple(shape)
+    rows, cols = (1, *shape) if len(shape) == 1 else shape
+    return int(rows), int(cols)

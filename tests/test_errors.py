@@ -58,7 +58,7 @@ def test_wrong_number_of_features_after_fit(X):
 
 @pytest.mark.parametrize("params, match", [
     (dict(capsule_window=2), "capsule_window must be odd"),
-    (dict(capsule_window=5), "capsule_window must be odd and at most capsule_dim=4"),
+    (dict(capsule_window=5), "capsule_window must be odd and at most capsule_dim \\(4\\)"),
     (dict(temporal_window=3), "temporal_window must be at most sequence_length // 2 = 2"),
     (dict(hidden_layer_sizes=(16, 0)), "hidden_layer_sizes"),
     (dict(hidden_layer_sizes=()), "hidden_layer_sizes"),

@@ -23,6 +23,8 @@ def _expected_failures(estimator):
 @parametrize_with_checks(
     [TopographicVAE(n_capsules=2, capsule_dim=3, sequence_length=1, likelihood="gaussian",
                     **TINY),
+     TopographicVAE(n_capsules=1, capsule_dim=(2, 3), capsule_window=(1, 3),
+                    sequence_length=1, likelihood="gaussian", **TINY),  # a torus
      VAE(n_components=2, likelihood="gaussian", **TINY)],
     expected_failed_checks=_expected_failures,
 )

@@ -22,6 +22,70 @@ def naive_neighbourhood_sum(u_sq, L, K, shifting):
     return out
 
 
+def naive_torus_sum(u_sq, L, window, shifting):
+    """W * u^2 on tori ``(B, S, N, R, C)`` written as the definition: every unit sums
+    u^2 over frames l-L..l+L and a k_rows x k_cols window, circular on both axes, that
+    moves delta cols at time offset delta when shifting."""
+    B, S, N, R, C = u_sq.shape
+    (kr, kc), (first, last) = window, temporal_offsets(S, L)
+    out = np.zeros_like(u_sq)
+    for b, l, n, i, j in itertools.product(*map(range, (B, S, N, R, C))):
+        for delta in range(first, last + 1):
+            for a in range(-(kr // 2), kr // 2 + 1):
+                for k in range(-(kc // 2), kc // 2 + 1):
+                    col = (j + (delta if shifting else 0) + k) % C
+                    out[b, l, n, i, j] += u_sq[b, (l + delta) % S, n, (i + a) % R, col]
+    return out
+
+
+@pytest.mark.parametrize("S, L, N, shape, window, shifting", [
+    (1, 0, 1, (18, 18), (5, 5), False),  # Figure 3's torus
+    (1, 0, 2, (3, 5), (3, 1), True),     # non-square, a window of 1 along cols
+    (1, 0, 1, (4, 6), (1, 1), True),     # a window of one unit
+    (1, 0, 1, (3, 5), (3, 5), False),    # windows as wide as each axis
+    (4, 1, 2, (3, 4), (3, 3), True),     # with time: the window moves along cols
+    (4, 1, 1, (3, 4), (1, 3), False),    # with time, stationary
+    (6, 3, 1, (2, 3), (1, 3), True),     # the shifted window wraps the cols axis
+])
+def test_torus_sum_matches_naive_loop(S, L, N, shape, window, shifting):
+    rng = np.random.default_rng(1)
+    u = rng.normal(size=(2, S, N, *shape)).astype(np.float32)
+    topo = Topography(N, shape, S, L, window, shifting=shifting)
+    got = topo.neighbourhood_sum(torch.from_numpy(u * u).reshape(2, S, -1))
+    expected = naive_torus_sum(u * u, L, window, shifting)
+    np.testing.assert_allclose(got.reshape(u.shape).numpy(), expected, rtol=1e-5)
+    topo.matrix = None  # the conv3d path, used for blocks too large for a matrix
+    got = topo.neighbourhood_sum(torch.from_numpy(u * u).reshape(2, S, -1))
+    np.testing.assert_allclose(got.reshape(u.shape).numpy(), expected, rtol=1e-5)
+
+
+def test_figure3_torus_is_one_324_square_matrix():
+    topo = Topography(1, (18, 18), 1, 0, (5, 5), shifting=False)
+    assert topo.matrix.shape == (324, 324)
+    assert topo.n_terms == 25
+    assert torch.all(topo.matrix.sum(0) == 25)
+
+
+def test_ring_is_the_torus_with_one_row():
+    u_sq = torch.rand(3, 5, 2 * 6)
+    ring = Topography(2, 6, 5, 1, 3).neighbourhood_sum(u_sq)
+    torus = Topography(2, (1, 6), 5, 1, (1, 3)).neighbourhood_sum(u_sq)
+    torch.testing.assert_close(ring, torus)
+
+
+def test_frame_alone_rolls_u_along_cols_of_a_torus():
+    """A frame encoded alone gets the t it would have in a sequence whose u rolls one
+    col per frame, and each row of the torus rolls on its own."""
+    torch.manual_seed(0)
+    S, N, R, C = 4, 2, 3, 5
+    topo = Topography(N, (R, C), S, 1, (3, 3))
+    z, u_sq = torch.randn(2, N * R * C), torch.rand(2, N, R, C)
+    rolled = torch.stack([torch.roll(u_sq, l, dims=3) for l in range(S)], 1)
+    in_sequence = topo.from_squares(z[:, None].expand(2, S, -1), rolled.reshape(2, S, -1))
+    torch.testing.assert_close(topo.frame_alone(z, u_sq.reshape(2, -1)),
+                               in_sequence[:, 0])
+
+
 @pytest.mark.parametrize("S, L, C, D, K, shifting", [
     (5, 1, 2, 4, 3, True),
     (5, 1, 2, 4, 3, False),
