@@ -101,7 +101,7 @@ def main(argv=None):
     except ImportError:
         print("matplotlib is not installed: no figure (pip install 'sktvae[plot]').")
         return results
-    fig = plot_capsule_roll(models["TVAE"], X_test, (16, 16), n_sequences=3)
+    fig = plot_capsule_roll(models["TVAE"], X_test, (16, 16), n_sequences=3).figure_
     fig.savefig(args.out, dpi=120)
     print(f"Capsule rolls written to {args.out}")
     return results

@@ -8,7 +8,18 @@
   shift of each frame and the roll observed in its capsules.
 
 All take a fitted ``TopographicVAE`` or ``VAE`` and sequences ``X``. A VAE's latent is
-cut into capsules the same way (``capsule_shape``) so the two are measured alike.
+cut into capsules the same way (``capsule_shape``) so the two are measured alike. On a
+torus (``capsule_dim=(rows, cols)``) a capsule is its ``rows x cols`` units and rolls
+along its cols, the axis its window shifts along over time.
+
+And for topographic maps, on i.i.d. data with labels ``y``:
+
+* ``class_selectivity``: each unit's d' for each class (or its correlation with a
+  continuous ``y``): the maps of the paper's Figure 3.
+* ``topographic_organization``: Moran's I of those maps on the latent's grid: are
+  neighbouring units selective for the same thing?
+* ``selectivity_summary``: Moran's I beside how selective and how distinct the maps
+  are, since W's smoothing alone makes maps of t smooth.
 """
 
 import math
@@ -18,32 +29,47 @@ import torch
 from sklearn.utils.validation import check_is_fitted
 
 
-def _capsule_shape(estimator, capsule_shape):
+def _capsule_shape(estimator, capsule_shape, name="capsule_shape"):
+    """One frame's latent as ``(n_capsules, D)`` rings or ``(n_capsules, rows, cols)``
+    tori: the caller's ``capsule_shape``, the estimator's own, or square rings."""
+    n = estimator._n_latent
     if capsule_shape is not None:
-        C, D = capsule_shape
+        shape = tuple(np.atleast_1d(np.asarray(capsule_shape)).tolist())
+        if len(shape) not in (2, 3) or not all(
+                isinstance(v, int) and v >= 1 for v in shape):
+            raise ValueError(
+                f"{name} must be (n_capsules, capsule_dim) for rings or (n_capsules, "
+                f"rows, cols) for tori, positive ints; got {capsule_shape!r}.")
     elif hasattr(estimator, "n_capsules"):
-        C, D = estimator.n_capsules, estimator.capsule_dim
+        shape = (estimator.n_capsules, *estimator._capsule_shape)
     else:
-        n = estimator._n_latent
         D = math.isqrt(n)
         if D * D != n:
             raise ValueError(
                 f"Cannot cut {n} latent dimensions into square capsules: pass "
-                "capsule_shape=(n_capsules, capsule_dim) with a product of "
-                f"{n}.")
-        C = D
-    if C * D != estimator._n_latent:
-        raise ValueError(f"capsule_shape={(C, D)} does not cover the "
-                         f"{estimator._n_latent} latent dimensions of a frame.")
-    return C, D
+                f"{name}=(n_capsules, capsule_dim) with a product of {n}.")
+        shape = (D, D)
+    if math.prod(shape) != n:
+        raise ValueError(f"{name}={shape} does not cover the {n} latent dimensions "
+                         "of a frame.")
+    return shape
 
 
 def _capsules(estimator, X, capsule_shape):
-    """t of every frame as ``(n, S, C, D)``."""
+    """t of every frame as ``(n, S, C, D)``, or ``(n, S, C, rows, cols)`` on tori."""
     check_is_fitted(estimator, "net_")
-    C, D = _capsule_shape(estimator, capsule_shape)
+    shape = _capsule_shape(estimator, capsule_shape)
     T = estimator.transform(X)
-    return T.reshape(len(T), estimator.sequence_length, C, D).astype(np.float64)
+    return T.reshape(len(T), estimator.sequence_length, *shape).astype(np.float64)
+
+
+def _capsule_axes(T):
+    """The axes of one capsule in ``(n, S, C, D)`` or ``(n, S, C, rows, cols)``."""
+    if T.ndim not in (4, 5):
+        raise ValueError(
+            "T must be (n_sequences, S, n_capsules, capsule_dim), or (n_sequences, S, "
+            f"n_capsules, rows, cols) for tori; got shape {T.shape}.")
+    return tuple(range(3, T.ndim))
 
 
 def equivariance_error_from_latents(T, center=False):
@@ -52,12 +78,14 @@ def equivariance_error_from_latents(T, center=False):
     Every capsule is normalised to unit L2 norm (after removing its mean over its
     dimensions if ``center``); for every pair of frames ``l < m`` the L1 distance
     between frame ``l`` rolled by ``m - l`` and frame ``m`` is summed over capsules and
-    dimensions; the sum over pairs is averaged over sequences.
+    dimensions; the sum over pairs is averaged over sequences. Tori, ``(n_sequences,
+    S, n_capsules, rows, cols)``, are normalised over all their units and rolled along
+    their cols.
 
     Parameters
     ----------
     T : array-like of shape (n_sequences, S, n_capsules, capsule_dim)
-        Latents.
+        Latents, or ``(n_sequences, S, n_capsules, rows, cols)`` for tori.
     center : bool, default=False
         Remove each capsule's mean before normalising.
 
@@ -76,17 +104,16 @@ def equivariance_error_from_latents(T, center=False):
     0.0
     """
     T = np.asarray(T, dtype=np.float64)
-    if T.ndim != 4:
-        raise ValueError(f"T must be (n_sequences, S, n_capsules, capsule_dim); got "
-                         f"shape {T.shape}.")
+    axes = _capsule_axes(T)
     if center:
-        T = T - T.mean(-1, keepdims=True)
-    T = T / np.maximum(np.linalg.norm(T, axis=-1, keepdims=True), 1e-12)
+        T = T - T.mean(axes, keepdims=True)
+    norm = np.sqrt((T * T).sum(axes, keepdims=True))
+    T = T / np.maximum(norm, 1e-12)
     S = T.shape[1]
     total = np.zeros(len(T))
     for offset in range(1, S):
         rolled = np.roll(T[:, :S - offset], offset, axis=-1)
-        total += np.abs(rolled - T[:, offset:]).sum(axis=(1, 2, 3))
+        total += np.abs(rolled - T[:, offset:]).reshape(len(T), -1).sum(1)
     return float(total.mean())
 
 
@@ -104,8 +131,9 @@ def equivariance_error(estimator, X, *, center=False, capsule_shape=None):
         that is constant along its dimensions is roll-invariant and scores about 0
         without being equivariant; the centred error does not reward it. Report both.
     capsule_shape : tuple of int, default=None
-        ``(n_capsules, capsule_dim)`` to cut a VAE's latent into; inferred for a
-        ``TopographicVAE`` and for square latent sizes.
+        ``(n_capsules, capsule_dim)``, or ``(n_capsules, rows, cols)`` for tori, to
+        cut a VAE's latent into; inferred for a ``TopographicVAE`` and for square
+        latent sizes.
 
     Returns
     -------
@@ -207,9 +235,9 @@ def roll_prediction_accuracy(estimator, X, *, tolerance=1, capsule_shape=None,
     True
     """
     check_is_fitted(estimator, "net_")
-    C, D = _capsule_shape(estimator, capsule_shape)
+    shape = _capsule_shape(estimator, capsule_shape)
     frames = _frames(estimator, X)
-    t0 = estimator._encode_frames(frames[:, 0]).reshape(len(frames), C, D)
+    t0 = estimator._encode_frames(frames[:, 0]).reshape(len(frames), *shape)
     S = frames.shape[1]
     hits = _cycle_hits(_rolled_nearest_frames(estimator, t0, frames), np.arange(1, S), S,
                        tolerance)
@@ -217,19 +245,20 @@ def roll_prediction_accuracy(estimator, X, *, tolerance=1, capsule_shape=None,
 
 
 def _rolled_nearest_frames(estimator, t0, frames, capsules=None):
-    """Roll capsules ``t0`` ``(n, C, D)`` by ``k = 1 .. S-1``, decode, and return the
+    """Roll capsules ``t0`` ``(n, C, *capsule)`` by ``k = 1 .. S-1`` (along the last
+    axis), decode, and return the
     index of the true frame of ``frames`` ``(n, S, F)`` nearest to each decoded image,
     ``(n, S-1)``: the step of :func:`roll_prediction_accuracy` after encoding, for any
     ``t0`` (a diagnostic can pass frame 0's latent encoded in its sequence, or roll
     only the capsules where the boolean ``(C,)`` mask ``capsules`` is true).
     """
     n, S, F = frames.shape
-    C, D = t0.shape[1:]
     rolled = np.stack([np.roll(t0, k, axis=-1) for k in range(1, S)], axis=1)
     if capsules is not None:  # the other capsules keep their values
-        rolled = np.where(np.asarray(capsules)[:, None], rolled, t0[:, None])
+        mask = np.asarray(capsules).reshape(-1, *[1] * (t0.ndim - 2))
+        rolled = np.where(mask, rolled, t0[:, None])
     rolled = torch.from_numpy(np.ascontiguousarray(rolled, dtype=np.float32))
-    decoded = estimator._decode(rolled.reshape(n, S - 1, C * D))  # (n, (S-1) * F)
+    decoded = estimator._decode(rolled.reshape(n, S - 1, -1))  # (n, (S-1) * F)
     return _nearest_frames(decoded.reshape(n, S - 1, F), frames)
 
 
@@ -285,7 +314,7 @@ def capsule_roll_correlation(estimator, X, shifts=None, *, capsule_shape=None):
     True
     """
     T = _capsules(estimator, X, capsule_shape)
-    n, S, C, D = T.shape
+    n, S = T.shape[:2]
     if shifts is None:
         shifts = np.broadcast_to(np.arange(S), (n, S))
     shifts = np.asarray(shifts)
@@ -304,7 +333,8 @@ def observed_rolls(T):
     Parameters
     ----------
     T : array-like of shape (n_sequences, S, n_capsules, capsule_dim)
-        Latents.
+        Latents, or ``(n_sequences, S, n_capsules, rows, cols)`` for tori, whose
+        rolls are along their cols (the cross-correlation sums over rows).
 
     Returns
     -------
@@ -322,11 +352,328 @@ def observed_rolls(T):
     array([[0, 2, 4]])
     """
     T = np.asarray(T)
-    n, S, C, D = T.shape
-    # corr[n, l, c, r] = sum_d t_0[d] t_l[d + r], by FFT along the circular capsule axis.
+    axes, D = _capsule_axes(T), T.shape[-1]
+    # corr[n, l, c, r] = sum_d t_0[d] t_l[d + r], by FFT along the circular capsule axis
+    # (summed over a torus's rows).
     f0 = np.fft.rfft(T[:, :1], axis=-1)
     fl = np.fft.rfft(T, axis=-1)
-    corr = np.fft.irfft(np.conj(f0) * fl, n=D, axis=-1)
+    corr = np.fft.irfft(np.conj(f0) * fl, n=D, axis=-1).sum(axes[:-1])
     best = corr.argmax(-1)  # (n, S, C)
     counts = (best[..., None] == np.arange(D)).sum(2)  # (n, S, D) votes per roll
     return counts.argmax(-1)
+
+
+# --- topographic maps -------------------------------------------------------------
+def _check_vae(estimator):
+    from ._base import _BaseVAE  # metrics is imported by the estimators' users only
+
+    if not isinstance(estimator, _BaseVAE):
+        raise TypeError(f"estimator must be a fitted TopographicVAE or VAE; got "
+                        f"{type(estimator).__name__}. For a Pipeline, pass its last step "
+                        "and the data the earlier steps make.")
+    check_is_fitted(estimator, "net_")
+
+
+def _grid_shape(estimator, grid_shape):
+    """The grid the units lie on: the TVAE's capsules, or the caller's for a VAE."""
+    if grid_shape is None and not hasattr(estimator, "n_capsules"):
+        raise ValueError(
+            f"A {type(estimator).__name__}'s units have no arrangement: pass "
+            "grid_shape=(n_capsules, capsule_dim) for rings or (n_capsules, rows, cols) "
+            f"for tori, covering its {estimator._n_latent} latent values, e.g. the "
+            "TVAE's grid, to measure it as a baseline.")
+    return _capsule_shape(estimator, grid_shape, name="grid_shape")
+
+
+def _activations(estimator, X):
+    """Each unit's activation on every frame, ``(n_frames, n_latent)``.
+
+    A VAE's is ``transform(X)``. A TVAE's ``t = (z - mu) / sqrt(W * u^2)`` sits at
+    ``-mu / sqrt(W * u^2)`` plus ``z``'s share: with ``mu > 0`` (``mu_init=10``, and on
+    MNIST every t is then negative) a unit responds to an input by moving away from 0,
+    so its activation is ``-t`` (``t`` times ``-sign(mu)``). The reference code writes
+    ``s = (z + mu) / sqrt(W * u^2)``, the same model with ``z``'s sign flipped, and
+    measures its d' on that ``s``: this is the same quantity.
+    """
+    _check_vae(estimator)
+    T = estimator.transform(X).reshape(-1, estimator._n_latent)
+    topography = getattr(estimator.net_.module_, "topography", None)
+    if topography is not None and float(topography.mu.detach()) > 0:
+        T = -T
+    return T
+
+
+def _unit_responses(estimator, X, y):
+    """The units' activations, one row per frame (:func:`_activations`), and ``y``
+    repeated for every frame of its sequence."""
+    T = _activations(estimator, X)
+    y = np.asarray(y)
+    n_rows = len(T) // estimator.sequence_length
+    if y.ndim != 1 or len(y) != n_rows:
+        raise ValueError(f"y must hold one value per row of X ({n_rows} rows); got "
+                         f"shape {y.shape}.")
+    return T, np.repeat(y, estimator.sequence_length)
+
+
+def _target_kind(y, target_type):
+    if target_type not in ("auto", "classes", "continuous"):
+        raise ValueError("target_type must be 'auto', 'classes' or 'continuous'; got "
+                         f"{target_type!r}.")
+    if target_type != "auto":
+        return target_type
+    from sklearn.utils.multiclass import type_of_target
+
+    kind = type_of_target(y, input_name="y")
+    if kind == "continuous":
+        return "continuous"
+    if kind in ("binary", "multiclass"):
+        return "classes"
+    raise ValueError(f"y must be class labels or a continuous target; got a {kind} y.")
+
+
+def selectivity_from_responses(T, y, target_type="auto"):
+    """Each unit's selectivity for each class of ``y``, from responses ``T``.
+
+    Parameters
+    ----------
+    T : array-like of shape (n_samples, n_units)
+        The units' values, e.g. ``transform(X)``.
+    y : array-like of shape (n_samples,)
+        Class labels, or a continuous target.
+    target_type : {"auto", "classes", "continuous"}, default="auto"
+        How to read ``y``; ``"auto"`` uses :func:`sklearn.utils.multiclass.type_of_target`
+        (floats that are not whole numbers are continuous).
+
+    Returns
+    -------
+    selectivity : ndarray of shape (n_classes, n_units)
+        For classes (in the order of ``np.unique(y)``), d' = (mean over the class -
+        mean over the rest) / sqrt((var_class + var_rest) / 2); for a continuous ``y``
+        one row, each unit's Pearson correlation with ``y``. A unit that does not vary
+        scores 0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktvae.metrics import selectivity_from_responses
+    >>> T = np.array([[1.0, 0.0], [1.2, 0.1], [0.0, 0.0], [0.2, 0.1]])
+    >>> selectivity_from_responses(T, [1, 1, 0, 0]).round(2)
+    array([[-10.,   0.],
+           [ 10.,   0.]])
+    """
+    T = np.asarray(T, dtype=np.float64)
+    y = np.asarray(y)
+    if T.ndim != 2 or y.shape != (len(T),):
+        raise ValueError(f"T must be (n_samples, n_units) and y (n_samples,); got "
+                         f"{T.shape} and {y.shape}.")
+    if _target_kind(y, target_type) == "continuous":
+        y = y.astype(np.float64)
+        if y.std() == 0:
+            raise ValueError("y is constant: a correlation with it is undefined.")
+        Tc, yc = T - T.mean(0), (y - y.mean()) / y.std()
+        std = T.std(0)
+        return np.where(std > 0, (Tc * yc[:, None]).mean(0) / np.where(std > 0, std, 1),
+                        0.0)[None]
+    classes = np.unique(y)
+    if len(classes) < 2:
+        raise ValueError(f"y has one class ({classes[0]!r}); selectivity compares a "
+                         "class with the rest, so it needs at least two.")
+    d_prime = np.empty((len(classes), T.shape[1]))
+    for i, c in enumerate(classes):
+        inside = y == c
+        a, b = T[inside], T[~inside]
+        spread = np.sqrt((a.var(0) + b.var(0)) / 2)
+        diff = a.mean(0) - b.mean(0)
+        d_prime[i] = np.where(spread > 0, diff / np.where(spread > 0, spread, 1), 0.0)
+    return d_prime
+
+
+def class_selectivity(estimator, X, y, *, target_type="auto"):
+    """How selective each latent unit is for each class: the maps of Figure 3.
+
+    Each frame of ``X`` is one sample (with its sequence's label). A unit's response is
+    its activation: a VAE's ``transform(X)``; a TVAE's ``-t`` while the learned ``mu``
+    is positive, since ``t = (z - mu) / sqrt(W * u^2)`` then sits below 0 and a unit
+    responds by moving away from it (the reference code's ``s = (z + mu) /
+    sqrt(W * u^2)`` is the same model with ``z``'s sign flipped, and its d' the same).
+    So a positive d' means the class activates the unit, as in the paper's Figure 3.
+
+    Parameters
+    ----------
+    estimator : TopographicVAE or VAE
+        Fitted estimator.
+    X : array-like of shape (n_sequences, n_features)
+        Sequences (for i.i.d. data, ``sequence_length=1``: one image per row).
+    y : array-like of shape (n_sequences,)
+        Class labels (e.g. digits), or a continuous target (e.g. ink mass as a proxy
+        for stroke width, or slant).
+    target_type : {"auto", "classes", "continuous"}, default="auto"
+        How to read ``y``; see :func:`selectivity_from_responses`.
+
+    Returns
+    -------
+    selectivity : ndarray of shape (n_classes, n_latent)
+        d' of every unit for each class in ``np.unique(y)`` order, or one row of
+        correlations for a continuous ``y``; columns in :meth:`transform`'s order of
+        one frame (capsule, then its units).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktvae import TopographicVAE
+    >>> from sktvae.metrics import class_selectivity
+    >>> X = np.random.default_rng(0).random((20, 6))
+    >>> tvae = TopographicVAE(1, (3, 3), 1, hidden_layer_sizes=(8,), max_epochs=1,
+    ...                       random_state=0).fit(X)
+    >>> class_selectivity(tvae, X, np.arange(20) % 2).shape
+    (2, 9)
+    """
+    T, y = _unit_responses(estimator, X, y)
+    return selectivity_from_responses(T, y, target_type)
+
+
+def morans_i(maps, grid_shape):
+    """Moran's I of maps on a grid of rings or tori: how alike neighbouring units are.
+
+    Neighbours are the adjacent units within a capsule, circularly: two on a ring, four
+    on a torus (an axis of one unit adds none, of two units one).
+    ``I = (N / W) * sum_ij w_ij z_i z_j / sum_i z_i^2`` with ``z`` the map minus its
+    mean, ``N`` units and ``W`` neighbour pairs counted both ways.
+
+    Parameters
+    ----------
+    maps : array-like of shape (n_maps, n_units)
+        One map per row, units in the grid's order.
+    grid_shape : tuple of int
+        ``(n_capsules, capsule_dim)`` or ``(n_capsules, rows, cols)``.
+
+    Returns
+    -------
+    morans_i : ndarray of shape (n_maps,)
+        About 1 for a smooth map, about ``-1 / (N - 1)`` (near 0) for one with no
+        arrangement, negative for a checkerboard; NaN for a constant map.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktvae.metrics import morans_i
+    >>> smooth = np.cos(2 * np.pi * np.arange(16) / 16)[None]
+    >>> float(morans_i(smooth, (1, 16))[0].round(3))
+    0.924
+    """
+    maps = np.asarray(maps, dtype=np.float64)
+    grid_shape = tuple(int(v) for v in grid_shape)
+    if maps.ndim != 2 or maps.shape[1] != math.prod(grid_shape) \
+            or len(grid_shape) not in (2, 3):
+        raise ValueError(f"maps must be (n_maps, n_units) with n_units the product of "
+                         f"grid_shape=(n_capsules, ...units) {grid_shape}; got "
+                         f"{maps.shape}.")
+    z = maps - maps.mean(1, keepdims=True)
+    grid = z.reshape(len(z), *grid_shape)
+    cross, n_pairs = np.zeros(len(z)), 0
+    for axis, size in enumerate(grid_shape[1:], start=2):
+        for shift in {1: (), 2: (1,)}.get(size, (1, -1)):
+            cross += (grid * np.roll(grid, shift, axis)).reshape(len(z), -1).sum(1)
+            n_pairs += z.shape[1]
+    if n_pairs == 0:
+        raise ValueError(f"grid_shape={grid_shape} has no neighbouring units.")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return z.shape[1] / n_pairs * cross / (z * z).sum(1)
+
+
+def topographic_organization(estimator, X, y, *, grid_shape=None, target_type="auto"):
+    """Moran's I of the selectivity maps on the latent's grid, averaged over classes.
+
+    About 1 when neighbouring units on the capsules' rings or tori prefer the same
+    class (a smooth map), about 0 when units are arranged with no regard to what they
+    encode. W's smoothing of u^2 makes maps of t smooth partly by construction, so
+    read it beside :func:`selectivity_summary`'s share of selective units and the
+    distinctness of the classes' maps.
+
+    Parameters
+    ----------
+    estimator : TopographicVAE or VAE
+        Fitted estimator.
+    X : array-like of shape (n_sequences, n_features)
+        Sequences, as for :func:`class_selectivity`.
+    y : array-like of shape (n_sequences,)
+        Class labels or a continuous target.
+    grid_shape : tuple of int, default=None
+        ``(n_capsules, capsule_dim)`` or ``(n_capsules, rows, cols)``: the grid to
+        measure on. A TVAE's own by default; required for a ``VAE``, whose units have
+        no arrangement (its figure is the baseline), e.g. ``(1, 18, 18)``.
+    target_type : {"auto", "classes", "continuous"}, default="auto"
+        How to read ``y``; see :func:`selectivity_from_responses`.
+
+    Returns
+    -------
+    morans_i : float
+        Mean Moran's I of the classes' maps (of the one correlation map for a
+        continuous ``y``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktvae import TopographicVAE
+    >>> from sktvae.metrics import topographic_organization
+    >>> X = np.random.default_rng(0).random((20, 6))
+    >>> tvae = TopographicVAE(1, (3, 3), 1, hidden_layer_sizes=(8,), max_epochs=1,
+    ...                       random_state=0).fit(X)
+    >>> -1 <= topographic_organization(tvae, X, np.arange(20) % 2) <= 1
+    True
+    """
+    _check_vae(estimator)
+    grid = _grid_shape(estimator, grid_shape)
+    maps = class_selectivity(estimator, X, y, target_type=target_type)
+    return float(np.nanmean(morans_i(maps, grid)))
+
+
+def selectivity_summary(estimator, X, y, *, threshold=0.85, grid_shape=None):
+    """The organisation of a topographic map in figures: smooth, selective, distinct.
+
+    Parameters
+    ----------
+    estimator : TopographicVAE or VAE
+        Fitted estimator.
+    X : array-like of shape (n_sequences, n_features)
+        Sequences, as for :func:`class_selectivity`.
+    y : array-like of shape (n_sequences,)
+        Class labels.
+    threshold : float, default=0.85
+        d' from which a unit counts as selective for a class (the paper's).
+    grid_shape : tuple of int, default=None
+        As for :func:`topographic_organization`.
+
+    Returns
+    -------
+    summary : dict
+        ``"classes"``: the labels, in the rows' order; ``"selectivity"``: the d' maps
+        ``(n_classes, n_latent)``; ``"morans_i"``: each class map's Moran's I;
+        ``"morans_i_mean"``: their mean; ``"share_selective"``: per class, the share of
+        units with d' >= ``threshold``; ``"max_selectivity"``: per class, the largest
+        d'; ``"map_correlation"``: the mean correlation between two classes' maps (low:
+        the classes have maps of their own; near 1: one map, shared).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktvae import TopographicVAE
+    >>> from sktvae.metrics import selectivity_summary
+    >>> X = np.random.default_rng(0).random((20, 6))
+    >>> tvae = TopographicVAE(1, (3, 3), 1, hidden_layer_sizes=(8,), max_epochs=1,
+    ...                       random_state=0).fit(X)
+    >>> sorted(selectivity_summary(tvae, X, np.arange(20) % 2))[:3]
+    ['classes', 'map_correlation', 'max_selectivity']
+    """
+    _check_vae(estimator)
+    grid = _grid_shape(estimator, grid_shape)
+    T, y_frames = _unit_responses(estimator, X, y)
+    d_prime = selectivity_from_responses(T, y_frames, "classes")
+    I = morans_i(d_prime, grid)
+    corr = np.corrcoef(d_prime)
+    off_diagonal = corr[~np.eye(len(corr), dtype=bool)]
+    return {"classes": np.unique(y_frames), "selectivity": d_prime, "morans_i": I,
+            "morans_i_mean": float(np.nanmean(I)),
+            "share_selective": (d_prime >= threshold).mean(1),
+            "max_selectivity": d_prime.max(1),
+            "map_correlation": float(np.nanmean(off_diagonal))}

@@ -1,10 +1,45 @@
 """Figures: capsule-roll traversals, topographic maps and training curves (matplotlib).
 
-matplotlib is an optional dependency (``pip install sktvae[plot]``); every function
-returns the figure so it can be saved or changed.
+matplotlib is an optional dependency (``pip install sktvae[plot]``). Every function
+returns a :class:`Display`, as scikit-learn's ``*Display.from_estimator`` do: its
+``figure_`` and ``ax_`` to save or change, and the values it drew. A function that
+draws one panel takes ``ax=`` to draw into an existing axes.
 """
 
+import math
+
 import numpy as np
+
+
+class Display:
+    """What a plotting function drew: the figure, its axes and the values shown.
+
+    Parameters
+    ----------
+    figure : matplotlib.figure.Figure
+        The figure drawn on.
+    ax : matplotlib.axes.Axes or ndarray of Axes
+        The panel, or the panels of a figure of several.
+    **values
+        The arrays drawn, kept as attributes of the same names (e.g. ``selectivity``).
+
+    Attributes
+    ----------
+    figure_ : matplotlib.figure.Figure
+        The figure.
+    ax_ : matplotlib.axes.Axes or ndarray of Axes
+        The axes.
+    """
+
+    def __init__(self, figure, ax, **values):
+        self.figure_ = figure
+        self.ax_ = ax
+        for name, value in values.items():
+            setattr(self, name, value)
+
+    def __repr__(self):
+        names = [k for k in vars(self) if not k.endswith("_")]
+        return f"Display({', '.join(['figure_', 'ax_', *names])})"
 
 
 def _pyplot():
@@ -50,8 +85,9 @@ def plot_capsule_roll(estimator, X, image_shape, *, n_channels=1, n_sequences=3,
 
     Returns
     -------
-    fig : matplotlib.figure.Figure
-        Two rows per sequence: "true" and "rolled".
+    display : Display
+        ``ax_`` holds two rows of panels per sequence, "true" and "rolled";
+        ``predicted`` the rolled frames ``(n_sequences, n_steps, n_features_per_frame)``.
 
     Examples
     --------
@@ -60,18 +96,19 @@ def plot_capsule_roll(estimator, X, image_shape, *, n_channels=1, n_sequences=3,
     >>> from sktvae.plotting import plot_capsule_roll
     >>> X = np.random.default_rng(0).random((4, 3 * 16))
     >>> tvae = TopographicVAE(1, 3, 3, hidden_layer_sizes=(8,), max_epochs=1).fit(X)
-    >>> fig = plot_capsule_roll(tvae, X, (4, 4), n_sequences=2)
-    >>> len(fig.axes)
-    12
+    >>> display = plot_capsule_roll(tvae, X, (4, 4), n_sequences=2)
+    >>> display.ax_.shape
+    (4, 3)
     """
     plt = _pyplot()
     X = np.asarray(X, dtype=np.float32)[:n_sequences]
     S = estimator.sequence_length
     n_steps = S if n_steps is None else n_steps
     frames = X.reshape(len(X), S, -1)
-    pred = estimator.predict_sequence(frames[:, 0], n_steps).reshape(len(X), n_steps, -1)
+    predicted = estimator.predict_sequence(frames[:, 0], n_steps)
+    predicted = predicted.reshape(len(X), n_steps, -1)
     true = _as_images(frames[:, :n_steps], image_shape, n_channels)
-    pred = _as_images(pred, image_shape, n_channels)
+    pred = _as_images(predicted, image_shape, n_channels)
     fig, axes = plt.subplots(2 * len(X), n_steps, squeeze=False,
                              figsize=(0.9 * n_steps, 1.9 * len(X)))
     for i in range(len(X)):
@@ -86,14 +123,15 @@ def plot_capsule_roll(estimator, X, image_shape, *, n_channels=1, n_sequences=3,
     for k in range(n_steps):
         axes[0, k].set_title(str(k), fontsize=8)
     fig.tight_layout(pad=0.2)
-    return fig
+    return Display(fig, axes, predicted=predicted)
 
 
 def plot_topographic_map(estimator, X, *, sequence=0, center=True):
     """The capsules of every frame of one sequence as images, one panel per frame.
 
-    Each panel shows ``t`` as an ``(n_capsules, capsule_dim)`` array; with equivariant
-    capsules the pattern moves one column to the right per frame.
+    Each panel shows ``t`` as an ``(n_capsules, capsule_dim)`` array (tori stacked:
+    ``(n_capsules * rows, cols)``); with equivariant capsules the pattern moves one
+    column to the right per frame.
 
     Parameters
     ----------
@@ -108,8 +146,9 @@ def plot_topographic_map(estimator, X, *, sequence=0, center=True):
 
     Returns
     -------
-    fig : matplotlib.figure.Figure
-        One panel per frame.
+    display : Display
+        One panel per frame in ``ax_``; ``latents`` the images shown,
+        ``(sequence_length, rows, cols)``.
 
     Examples
     --------
@@ -118,26 +157,31 @@ def plot_topographic_map(estimator, X, *, sequence=0, center=True):
     >>> from sktvae.plotting import plot_topographic_map
     >>> X = np.random.default_rng(0).random((4, 3 * 16))
     >>> tvae = TopographicVAE(2, 3, 3, hidden_layer_sizes=(8,), max_epochs=1).fit(X)
-    >>> len(plot_topographic_map(tvae, X).axes)
-    3
+    >>> plot_topographic_map(tvae, X).latents.shape
+    (3, 2, 3)
     """
     plt = _pyplot()
-    S, C, D = estimator.sequence_length, estimator.n_capsules, estimator.capsule_dim
-    T = estimator.transform(np.asarray(X)[sequence:sequence + 1]).reshape(S, C, D)
-    if center:
-        T = T - T.mean(-1, keepdims=True)
+    S = estimator.sequence_length
+    shape = (estimator.n_capsules, *estimator._capsule_shape)
+    T = estimator.transform(np.asarray(X)[sequence:sequence + 1]).reshape(S, *shape)
+    if center:  # each capsule's mean over its units
+        T = T - T.mean(tuple(range(2, T.ndim)), keepdims=True)
+    T = _grid_image(T.reshape(S, -1), shape)
     limit = np.abs(T).max() or 1.0
-    fig, axes = plt.subplots(1, S, squeeze=False, figsize=(0.8 * S, 0.8 * C / D + 0.6))
+    rows, cols = T.shape[1:]
+    fig, axes = plt.subplots(1, S, squeeze=False,
+                             figsize=(0.8 * S, 0.8 * rows / cols + 0.6))
     for l, ax in enumerate(axes[0]):
         ax.imshow(T[l], cmap="coolwarm", vmin=-limit, vmax=limit)
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_title(str(l), fontsize=8)
     fig.tight_layout(pad=0.2)
-    return fig
+    return Display(fig, axes[0], latents=T)
 
 
-def plot_training_curves(*estimators, labels=None, keys=("train_loss", "valid_loss")):
+def plot_training_curves(*estimators, labels=None, keys=("train_loss", "valid_loss"),
+                         ax=None):
     """Losses per epoch from skorch's history of one or more fitted estimators.
 
     Parameters
@@ -148,11 +192,13 @@ def plot_training_curves(*estimators, labels=None, keys=("train_loss", "valid_lo
         Legend labels; class names by default.
     keys : tuple of str, default=("train_loss", "valid_loss")
         History columns to draw where present.
+    ax : matplotlib.axes.Axes, default=None
+        Axes to draw into; a new figure by default.
 
     Returns
     -------
-    ax : matplotlib.axes.Axes
-        The axes with one line per estimator and key.
+    display : Display
+        ``ax_`` holds one line per estimator and key.
 
     Examples
     --------
@@ -161,12 +207,12 @@ def plot_training_curves(*estimators, labels=None, keys=("train_loss", "valid_lo
     >>> from sktvae.plotting import plot_training_curves
     >>> X = np.random.default_rng(0).random((8, 6))
     >>> vae = VAE(2, hidden_layer_sizes=(8,), max_epochs=3).fit(X)
-    >>> len(plot_training_curves(vae).lines)
+    >>> len(plot_training_curves(vae).ax_.lines)
     1
     """
     plt = _pyplot()
     labels = labels or [type(e).__name__ for e in estimators]
-    _, ax = plt.subplots(figsize=(5, 3.5))
+    fig, ax = _figure_and_ax(plt, ax, (5, 3.5))
     for est, label in zip(estimators, labels):
         history = est.history_
         epochs = history[:, "epoch"]
@@ -176,4 +222,258 @@ def plot_training_curves(*estimators, labels=None, keys=("train_loss", "valid_lo
     ax.set_xlabel("epoch")
     ax.set_ylabel("negative ELBO per sequence (nats)")
     ax.legend()
-    return ax
+    return Display(fig, ax)
+
+
+# --- topographic maps -------------------------------------------------------------
+def _figure_and_ax(plt, ax, figsize):
+    if ax is None:
+        return plt.subplots(figsize=figsize)
+    return ax.figure, ax
+
+
+def _grid_image(values, grid_shape):
+    """Unit values ``(..., n_units)`` as images of the grid ``(..., rows, cols)``: a
+    torus is its rows x cols; capsules are stacked top to bottom (a ring is one row)."""
+    values = np.asarray(values)
+    n_capsules, *capsule = grid_shape
+    rows, cols = (1, *capsule) if len(capsule) == 1 else capsule
+    return values.reshape(*values.shape[:-1], n_capsules * rows, cols)
+
+
+def _image_shape(estimator, image_shape, n_channels):
+    """The caller's image shape, or square frames."""
+    if image_shape is not None:
+        return tuple(image_shape)
+    side = math.isqrt(estimator.n_features_per_frame_ // n_channels)
+    if side * side * n_channels != estimator.n_features_per_frame_:
+        raise ValueError(
+            f"Frames of {estimator.n_features_per_frame_} features are not square "
+            f"images of {n_channels} channel(s): pass image_shape=(height, width).")
+    return side, side
+
+
+def _mosaic(images, n_rows, n_cols, gap=1):
+    """Images ``(n, H, W[, 3])`` tiled row by row into one image with white gaps (0 in
+    grey images, drawn with ink dark on white; 1 in colour ones)."""
+    n, H, W = images.shape[:3]
+    out = np.full((n_rows * (H + gap) - gap, n_cols * (W + gap) - gap, *images.shape[3:]),
+                  float(images.ndim == 4), dtype=np.float32)
+    for i in range(n):
+        r, c = divmod(i, n_cols)
+        out[r * (H + gap):r * (H + gap) + H, c * (W + gap):c * (W + gap) + W] = images[i]
+    return out
+
+
+def _show_mosaic(plt, ax, mosaic, title, n_channels):
+    fig, ax = _figure_and_ax(plt, ax, (6, 6 * mosaic.shape[0] / mosaic.shape[1]))
+    ax.imshow(mosaic, cmap="gray_r" if n_channels == 1 else None, vmin=0, vmax=1,
+              interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=9)
+    return fig, ax
+
+
+def plot_class_selectivity(estimator, X, y, *, threshold=0.85, grid_shape=None,
+                           class_names=None, ax=None):
+    """Per-class selectivity maps and the map of preferred classes (Figure 3).
+
+    For each class, the d' of every unit (:func:`sktvae.metrics.class_selectivity`)
+    drawn on the latent's grid; and one map in which each unit whose largest d' reaches
+    ``threshold`` takes the colour of the class it prefers (white: selective for none).
+    On a torus, neighbouring pixels are neighbouring units, so a topographic map shows
+    patches of one colour.
+
+    Parameters
+    ----------
+    estimator : TopographicVAE or VAE
+        Fitted estimator.
+    X : array-like of shape (n_sequences, n_features)
+        Sequences (images, for ``sequence_length=1``).
+    y : array-like of shape (n_sequences,)
+        Class labels.
+    threshold : float, default=0.85
+        d' from which a unit counts as selective (the paper's).
+    grid_shape : tuple of int, default=None
+        The grid to draw on, as for :func:`sktvae.metrics.topographic_organization`;
+        required for a ``VAE``.
+    class_names : list of str, default=None
+        Legend labels, in ``np.unique(y)`` order.
+    ax : matplotlib.axes.Axes, default=None
+        Draw only the preferred-class map, into this axes; by default a new figure
+        with every class's map beside it.
+
+    Returns
+    -------
+    display : Display
+        ``ax_``: the panels (the preferred-class map last); ``selectivity``
+        ``(n_classes, n_latent)``; ``classes``; ``preferred`` the grid image of each
+        unit's preferred class index, ``-1`` where none passes ``threshold``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktvae import TopographicVAE
+    >>> from sktvae.plotting import plot_class_selectivity
+    >>> X = np.random.default_rng(0).random((30, 16))
+    >>> tvae = TopographicVAE(1, (3, 4), 1, hidden_layer_sizes=(8,), max_epochs=1,
+    ...                       random_state=0).fit(X)
+    >>> display = plot_class_selectivity(tvae, X, np.arange(30) % 3)
+    >>> display.preferred.shape, len(display.ax_)
+    ((3, 4), 4)
+    """
+    from .metrics import _grid_shape, class_selectivity
+
+    plt = _pyplot()
+    grid = _grid_shape(estimator, grid_shape)
+    d_prime = class_selectivity(estimator, X, y, target_type="classes")
+    classes = np.unique(np.asarray(y))
+    names = [str(c) for c in classes] if class_names is None else list(class_names)
+    if len(names) != len(classes):
+        raise ValueError(f"class_names has {len(names)} entries for {len(classes)} "
+                         "classes.")
+    maps = _grid_image(d_prime, grid)  # (n_classes, rows, cols)
+    preferred = np.where(maps.max(0) >= threshold, maps.argmax(0), -1)
+    if ax is None:
+        n_cols = math.ceil(len(classes) / 2)
+        fig = plt.figure(figsize=(1.5 * n_cols + 3.6, 3.4))
+        spec = fig.add_gridspec(2, n_cols + 2, width_ratios=[1] * n_cols + [1.2, 1.2])
+        axes = [fig.add_subplot(spec[i // n_cols, i % n_cols])
+                for i in range(len(classes))]
+        limit = np.abs(maps).max() or 1.0
+        for a, m, name in zip(axes, maps, names):
+            image = a.imshow(m, cmap="coolwarm", vmin=-limit, vmax=limit)
+            a.set_xticks([])
+            a.set_yticks([])
+            a.set_title(name, fontsize=8)
+        fig.colorbar(image, ax=axes, shrink=0.8, label="d'")
+        ax = fig.add_subplot(spec[:, n_cols:])
+        panels = np.array([*axes, ax], dtype=object)
+    else:
+        fig, panels = ax.figure, ax
+    _draw_preferred(plt, ax, preferred, names, threshold)
+    return Display(fig, panels, selectivity=d_prime, classes=classes,
+                   preferred=preferred)
+
+
+def _draw_preferred(plt, ax, preferred, names, threshold):
+    from matplotlib.patches import Patch
+
+    colours = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
+    rgb = np.ones((*preferred.shape, 3))
+    for k in range(len(names)):
+        rgb[preferred == k] = colours(k % colours.N)[:3]
+    ax.imshow(rgb, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(f"preferred class (d' >= {threshold:g})", fontsize=9)
+    handles = [Patch(color=colours(k % colours.N), label=n) for k, n in enumerate(names)
+               if (preferred == k).any()]
+    if handles:
+        ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5),
+                  fontsize=7, frameon=False)
+
+
+def plot_max_activating(estimator, X, image_shape=None, *, n_channels=1,
+                        grid_shape=None, ax=None):
+    """For each latent unit, the input frame that activates it most, on the grid.
+
+    A unit's activation is as in :func:`sktvae.metrics.class_selectivity` (a TVAE's
+    ``-t`` while its ``mu`` is positive).
+
+    Parameters
+    ----------
+    estimator : TopographicVAE or VAE
+        Fitted estimator.
+    X : array-like of shape (n_sequences, n_features)
+        Candidate inputs; every frame is one candidate.
+    image_shape : tuple of int, default=None
+        ``(height, width)`` of a frame; ``None`` for square frames.
+    n_channels : int, default=1
+        Channels per frame (3 for colour).
+    grid_shape : tuple of int, default=None
+        As for :func:`sktvae.metrics.topographic_organization`; required for a ``VAE``.
+    ax : matplotlib.axes.Axes, default=None
+        Axes to draw into; a new figure by default.
+
+    Returns
+    -------
+    display : Display
+        ``ax_`` the panel; ``indices`` the grid image of the frame index (in
+        ``X.reshape(-1, n_features_per_frame_)``) that activates each unit most.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktvae import TopographicVAE
+    >>> from sktvae.plotting import plot_max_activating
+    >>> X = np.random.default_rng(0).random((30, 16))
+    >>> tvae = TopographicVAE(1, (3, 4), 1, hidden_layer_sizes=(8,), max_epochs=1,
+    ...                       random_state=0).fit(X)
+    >>> plot_max_activating(tvae, X).indices.shape
+    (3, 4)
+    """
+    from .metrics import _activations, _check_vae, _grid_shape
+
+    plt = _pyplot()
+    _check_vae(estimator)
+    grid = _grid_shape(estimator, grid_shape)
+    shape = _image_shape(estimator, image_shape, n_channels)
+    frames = np.asarray(X, dtype=np.float32).reshape(-1, estimator.n_features_per_frame_)
+    indices = _grid_image(_activations(estimator, X).argmax(0), grid)  # (rows, cols)
+    images = _as_images(frames[indices.ravel()], shape, n_channels)
+    fig, ax = _show_mosaic(plt, ax, _mosaic(images, *indices.shape),
+                           "most activating input of each unit", n_channels)
+    return Display(fig, ax, indices=indices)
+
+
+def plot_samples(estimator, n_samples=16, image_shape=None, *, n_channels=1,
+                 random_state=None, ax=None):
+    """Samples from the prior, decoded, as one grid of images.
+
+    Parameters
+    ----------
+    estimator : TopographicVAE or VAE
+        Fitted estimator.
+    n_samples : int, default=16
+        Sequences to draw (:meth:`~sktvae.TopographicVAE.sample`). Single images are
+        tiled in a square; sequences one per row, frames left to right.
+    image_shape : tuple of int, default=None
+        ``(height, width)`` of a frame; ``None`` for square frames.
+    n_channels : int, default=1
+        Channels per frame (3 for colour).
+    random_state : int, RandomState instance or None, default=None
+        Seed of the prior draws.
+    ax : matplotlib.axes.Axes, default=None
+        Axes to draw into; a new figure by default.
+
+    Returns
+    -------
+    display : Display
+        ``ax_`` the panel; ``samples`` the decoded sequences
+        ``(n_samples, n_features_in_)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktvae import TopographicVAE
+    >>> from sktvae.plotting import plot_samples
+    >>> X = np.random.default_rng(0).random((30, 16))
+    >>> tvae = TopographicVAE(1, (3, 4), 1, hidden_layer_sizes=(8,), max_epochs=1,
+    ...                       random_state=0).fit(X)
+    >>> plot_samples(tvae, 4, random_state=0).samples.shape
+    (4, 16)
+    """
+    plt = _pyplot()
+    shape = _image_shape(estimator, image_shape, n_channels)
+    samples = estimator.sample(n_samples, random_state=random_state)
+    S = estimator.sequence_length
+    images = _as_images(samples.reshape(n_samples * S, -1), shape, n_channels)
+    n_rows, n_cols = n_samples, S
+    if S == 1:
+        n_cols = math.ceil(math.sqrt(n_samples))
+        n_rows = math.ceil(n_samples / n_cols)
+    fig, ax = _show_mosaic(plt, ax, _mosaic(images, n_rows, n_cols),
+                           "samples from the prior", n_channels)
+    return Display(fig, ax, samples=samples)

@@ -16,12 +16,16 @@ from sktvae.plotting import (  # noqa: E402
 
 def test_plots(X):
     tvae = tiny_tvae(max_epochs=3).fit(X)
-    fig = plot_capsule_roll(tvae, X, (2, 3), n_sequences=2)
-    assert len(fig.axes) == 2 * 2 * 4
-    assert fig.axes[0].get_ylabel() == "true"
-    fig = plot_topographic_map(tvae, X, sequence=1)
-    assert len(fig.axes) == 4
-    assert fig.axes[0].images[0].get_array().shape == (2, 4)
-    ax = plot_training_curves(tvae, tiny_vae().fit(X), labels=["tvae", "vae"])
+    display = plot_capsule_roll(tvae, X, (2, 3), n_sequences=2)
+    assert display.ax_.shape == (2 * 2, 4) and len(display.figure_.axes) == 2 * 2 * 4
+    assert display.ax_[0, 0].get_ylabel() == "true"
+    np.testing.assert_allclose(display.predicted.reshape(2, -1),
+                               tvae.predict_sequence(X[:2, :6]))
+    display = plot_topographic_map(tvae, X, sequence=1)
+    assert len(display.ax_) == 4
+    assert display.ax_[0].images[0].get_array().shape == (2, 4)
+    display = plot_training_curves(tvae, tiny_vae().fit(X), labels=["tvae", "vae"])
+    ax = display.ax_
     assert [line.get_label() for line in ax.lines] == ["tvae train_loss", "vae train_loss"]
     np.testing.assert_allclose(ax.lines[0].get_ydata(), tvae.history_[:, "train_loss"])
+    assert plot_training_curves(tvae, ax=ax).ax_ is ax and len(ax.lines) == 3
