@@ -174,6 +174,16 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
         -------
         self : object
             The fitted estimator.
+
+        Raises
+        ------
+        FloatingPointError
+            When the loss or its gradient becomes non-finite. The step is not taken:
+            the estimator keeps the parameters and optimizer state of the last finite
+            step, and its history up to it.
+        KeyboardInterrupt
+            On Ctrl-C, after the last completed batch; the estimator stays usable with
+            what it has learnt and can go on (``warm_start``, :meth:`partial_fit`).
         """
         self._validate_params()
         self._check_params()
@@ -226,10 +236,15 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
                 self.net_ = self._make_net(self._build_module(X.shape[2]))
                 self.net_.initialize()
             # skorch's partial_fit: callbacks' on_train_begin/end run, and Ctrl-C stops
-            # cleanly after the last completed batch, leaving a usable estimator.
-            self.net_.partial_fit(X, None, epochs=epochs)
-            self._train_rng_state = _get_rng_state(devices)
-        self.history_ = self.net_.history
+            # after the last completed batch, leaving a usable estimator; a diverging
+            # step raises before it changes the weights (StopOnNonFiniteLoss).
+            try:
+                self.net_.partial_fit(X, None, epochs=epochs)
+            finally:
+                self._train_rng_state = _get_rng_state(devices)
+                self.history_ = self.net_.history
+        if getattr(self.net_, "interrupted_", False):
+            raise KeyboardInterrupt  # the caller (a loop, GridSearchCV) stops too
         return self
 
     _n_encoders = 1

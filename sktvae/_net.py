@@ -30,6 +30,17 @@ class TVAENet(NeuralNet):
         log_likelihood, kl = y_pred
         return self.criterion_(log_likelihood, kl)
 
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        """skorch's loop, noting a Ctrl-C: skorch's ``partial_fit`` swallows the
+        ``KeyboardInterrupt`` (after ``on_train_end``), and the estimator raises it again
+        once its own state is in step with the net."""
+        self.interrupted_ = False
+        try:
+            return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        except KeyboardInterrupt:
+            self.interrupted_ = True
+            raise
+
 
 class AcceleratedTVAENet(AccelerateMixin, TVAENet):
     """``TVAENet`` trained through an ``accelerate.Accelerator`` (skorch's mixin;
@@ -45,15 +56,41 @@ def discard(*args, **kwargs):
 
 
 class StopOnNonFiniteLoss(Callback):
-    """Stop training with a clear error as soon as a batch loss is NaN or infinite."""
+    """Stop training with a clear error before a step that would make the weights
+    non-finite.
+
+    The gradients are checked once computed, before the optimizer steps
+    (``on_grad_computed``): a NaN or infinite loss makes them non-finite too, so the
+    parameters and the optimizer's state stay those of the last finite step, and the
+    estimator that raised still transforms and scores as it did before that step.
+    """
+
+    def on_grad_computed(self, net, named_parameters, X=None, y=None, training=False,
+                         **kwargs):
+        if _scales_gradients(net):
+            return  # float16's scaler skips such steps itself: the loss is checked
+        largest = [p.grad.detach().abs().amax() for _, p in named_parameters
+                   if p.grad is not None]
+        # One synchronisation per batch; NaN propagates through amax.
+        if largest and not math.isfinite(float(torch.stack(largest).amax())):
+            raise FloatingPointError(
+                f"The loss or its gradient became non-finite during epoch "
+                f"{len(net.history)}; training diverged and was stopped before that "
+                f"step, so the model keeps its last finite parameters. Use a lower "
+                f"learning rate (lr={net.lr} now) or check the input scaling.")
 
     def on_batch_end(self, net, batch=None, training=False, loss=None, **kwargs):
-        if loss is None:
+        if loss is None or not training or not _scales_gradients(net):
             return
         value = float(loss.detach())
         if not math.isfinite(value):
-            epoch = len(net.history)
             raise FloatingPointError(
-                f"The loss became {value} during epoch {epoch}; training diverged. "
-                f"Use a lower learning rate (lr={net.lr} now) or check the input "
-                "scaling.")
+                f"The loss became {value} during epoch {len(net.history)}; training "
+                f"diverged. Use a lower learning rate (lr={net.lr} now) or check the "
+                "input scaling.")
+
+
+def _scales_gradients(net):
+    """Whether an accelerator's float16 gradient scaler runs the steps: it meets
+    infinite gradients on purpose, skips those steps and lowers its scale."""
+    return getattr(getattr(net, "accelerator", None), "scaler", None) is not None

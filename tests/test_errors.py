@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 import scipy.sparse as sp
 from sklearn.exceptions import NotFittedError
 
@@ -93,3 +94,56 @@ def test_diverging_loss_stops_with_epoch_and_advice():
     est = tiny_tvae(sequence_length=2, likelihood="gaussian", lr=1e3, max_epochs=3)
     with pytest.raises(FloatingPointError, match=r"epoch 1.*lower learning rate"):
         est.fit(X)
+
+
+def test_a_diverging_fit_keeps_its_last_finite_parameters():
+    """The step that would make the weights non-finite is never taken: the estimator
+    that raised is the model (and optimizer state) of the last finite step."""
+    from skorch.callbacks import Callback
+
+    class Snapshot(Callback):
+        def on_train_begin(self, net, **kwargs):
+            self.record(net)
+
+        def on_batch_end(self, net, **kwargs):
+            self.record(net)
+
+        def record(self, net):
+            self.params = {k: v.clone() for k, v in net.module_.state_dict().items()}
+            self.steps = [s.get("step") for s in net.optimizer_.state.values()]
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 8)).astype(np.float32)
+    X[40:] *= 1e30  # the later batches diverge; the first ones train
+    est = tiny_tvae(sequence_length=2, likelihood="gaussian", batch_size=8, lr=1e-3,
+                    max_epochs=2, callbacks=[Snapshot()], train_split=None)
+    with pytest.raises(FloatingPointError, match="last finite parameters"):
+        est.fit(X)
+    state = est.net_.module_.state_dict()
+    assert all(torch.isfinite(v).all() for v in state.values())
+    callback = dict(est.net_.callbacks_)["Snapshot"]
+    for name, value in callback.params.items():
+        torch.testing.assert_close(state[name], value, rtol=0, atol=0)
+    assert [s.get("step") for s in est.net_.optimizer_.state.values()] == callback.steps
+    assert np.isfinite(est.transform(X[:40])).all()
+
+
+def test_a_float16_gradient_scaler_may_meet_infinite_gradients():
+    """With accelerate's float16 scaler, infinite gradients are the scaler's to skip;
+    only a non-finite loss stops training. Without it, they stop it before the step."""
+    from types import SimpleNamespace
+
+    from sktvae._net import StopOnNonFiniteLoss
+
+    param = torch.nn.Parameter(torch.zeros(3))
+    param.grad = torch.tensor([1.0, float("inf"), 0.0])
+    plain = SimpleNamespace(history=[{}], lr=0.1)
+    scaled = SimpleNamespace(history=[{}], lr=0.1,
+                             accelerator=SimpleNamespace(scaler=object()))
+    guard = StopOnNonFiniteLoss()
+    with pytest.raises(FloatingPointError, match="before that step"):
+        guard.on_grad_computed(plain, [("w", param)])
+    guard.on_grad_computed(scaled, [("w", param)])
+    guard.on_batch_end(scaled, training=True, loss=torch.tensor(1.0))
+    with pytest.raises(FloatingPointError, match="The loss became inf"):
+        guard.on_batch_end(scaled, training=True, loss=torch.tensor(float("inf")))

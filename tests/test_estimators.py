@@ -268,7 +268,8 @@ def test_float16_input_stays_float16_and_matches_float32(X):
 
 
 def test_interrupted_fit_leaves_a_usable_estimator_that_can_continue(X):
-    """Ctrl-C (KeyboardInterrupt) during fit stops cleanly, as in skorch."""
+    """Ctrl-C (KeyboardInterrupt) during fit stops after the last completed batch and
+    reaches the caller; the estimator keeps what it had learnt and can go on."""
     from skorch.callbacks import Callback
 
     class Interrupt(Callback):
@@ -276,13 +277,33 @@ def test_interrupted_fit_leaves_a_usable_estimator_that_can_continue(X):
             if len(net.history) == 2:
                 raise KeyboardInterrupt
 
-    est = tiny_tvae(max_epochs=5, callbacks=[Interrupt()], warm_start=True).fit(X)
-    assert len(est.history_) == 2
+    est = tiny_tvae(max_epochs=5, callbacks=[Interrupt()], warm_start=True)
+    with pytest.raises(KeyboardInterrupt):  # the caller stops too
+        est.fit(X)
+    assert len(est.history_) == 2 and est.history_ is est.net_.history
     assert np.isfinite(est.score(X)) and est.transform(X).shape == (24, 32)
     est.set_params(callbacks=None, max_epochs=1).fit(X)  # warm start continues
     assert len(est.history_) == 3
     est.partial_fit(X)
     assert len(est.history_) == 4
+
+
+def test_interrupting_a_grid_search_stops_it_at_once(X):
+    """One Ctrl-C stops a GridSearchCV: no fold is ranked as if it were complete."""
+    from skorch.callbacks import Callback
+    from sklearn.model_selection import GridSearchCV
+
+    fits = []
+
+    class Interrupt(Callback):
+        def on_batch_end(self, net, **kwargs):
+            fits.append(1)
+            raise KeyboardInterrupt
+
+    search = GridSearchCV(tiny_tvae(callbacks=[Interrupt()]), {"lr": [1e-3, 1e-2]}, cv=2)
+    with pytest.raises(KeyboardInterrupt):
+        search.fit(X)
+    assert len(fits) == 1 and not hasattr(search, "cv_results_")
 
 
 def test_fused_adam_gives_the_same_model_as_plain_adam(X):
