@@ -41,6 +41,21 @@ def _set_rng_state(state, devices):
             torch.cuda.set_rng_state(state["cuda"][d], d)
 
 
+def _importance_noise(seed, samples, sequence_length, n_latent):
+    """The standard-normal noise of importance samples ``samples`` (a range of
+    indices), ``(2, len(samples), S, n_latent)``: ``z``'s, then ``u``'s.
+
+    Each sample has a generator of its own, seeded from ``(seed, k)``, so sample ``k``
+    gets the same noise however the samples are chunked.
+    """
+    eps = torch.empty(2, len(samples), sequence_length, n_latent)
+    generator = torch.Generator()
+    for i, k in enumerate(samples):
+        generator.manual_seed(int(np.random.SeedSequence([seed, k]).generate_state(1)[0]))
+        eps[:, i] = torch.randn(2, sequence_length, n_latent, generator=generator)
+    return eps
+
+
 def _check_finite(X, rows_per_chunk=1024):
     """Raise sklearn's ValueError for NaN or infinity, in bounded memory."""
     for start in range(0, len(X), rows_per_chunk):
@@ -231,6 +246,9 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
             else:
                 _set_rng_state(state, devices)
             if initialize:
+                # score_samples' noise where random_state is not an int: drawn once
+                # per fitted model, so that repeated calls agree.
+                self._score_seed = self._seed(self.random_state)
                 self._check_model_size(X.shape[2])
                 self.n_features_per_frame_ = X.shape[2]
                 self.net_ = self._make_net(self._build_module(X.shape[2]))
@@ -374,8 +392,11 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
         The estimate is ``log (1/K) sum_k w_k`` with ``K = n_importance_samples`` joint
         samples of all latents of a sequence drawn from the posterior. The encoders run
         once per frame; the K samples are decoded in one batch. The noise comes from
-        ``random_state`` and is shared by all rows, so a row's score does not depend on
-        the other rows or the batching, and repeated calls agree. The estimate is a
+        ``random_state``: an int seeds it; with ``None`` or a ``RandomState``, one seed
+        is drawn when the fit starts and kept by the fitted model. It is shared by all
+        rows, so a row's score does not
+        depend on the other rows or the batching, and repeated calls on one fitted
+        model agree. The estimate is a
         lower bound in expectation that tightens as K grows.
 
         Parameters
@@ -392,21 +413,26 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
         X = self._validate_X(X, reset=False)
         module, device = self.net_.module_, self._module_device
         K, S, n = self.n_importance_samples, self.sequence_length, self._n_latent
-        generator = torch.Generator().manual_seed(self._seed(self.random_state))
-        eps_z = torch.randn(K, S, n, generator=generator).to(device)
-        eps_u = torch.randn(K, S, n, generator=generator).to(device)
+        seed = getattr(self, "_score_seed", None)
+        if seed is None or isinstance(self.random_state, Integral):
+            seed = self._seed(self.random_state)
         out = np.empty(len(X), np.float64)
         # Chunks of rows and, for large K, of samples: the decoder sees at most about
         # _FRAMES_PER_CHUNK frames at once, while the encoders still run once per row.
+        # The noise is drawn for each chunk of samples as it is needed, the same for
+        # every chunk of rows: memory is bounded by the chunk, not by K.
         k_step = max(1, _FRAMES_PER_CHUNK // S)
         with self._inference():
             for rows in self._batches(len(X), min(K, k_step) * S):
                 x = X[rows].to(device).float()  # float16 data converted once per chunk
                 posterior = module.encode(x)
-                log_w = torch.cat([
-                    module.log_importance_weights(x, eps_z[k:k + k_step],
-                                                  eps_u[k:k + k_step], posterior)
-                    for k in range(0, K, k_step)])
+                log_w = []
+                for k in range(0, K, k_step):
+                    eps = _importance_noise(seed, range(k, min(K, k + k_step)), S, n)
+                    eps = eps.to(device)
+                    log_w.append(module.log_importance_weights(x, eps[0], eps[1],
+                                                               posterior))
+                log_w = torch.cat(log_w)
                 log_px = torch.logsumexp(log_w.double(), dim=0) - math.log(K)
                 out[rows] = log_px.cpu().numpy()
         return out

@@ -61,6 +61,34 @@ def test_fit_leaves_global_torch_rng_alone(X):
     torch.testing.assert_close(torch.rand(3), expected)
 
 
+def test_score_samples_agree_between_calls_without_a_seed(X):
+    """random_state=None: one seed drawn at fit and kept, so repeated calls agree
+    (they differed by nats before); another fit draws another."""
+    est = tiny_tvae(random_state=None).fit(X)
+    first = est.score_samples(X)
+    np.testing.assert_array_equal(est.score_samples(X), first)
+    rs = np.random.RandomState(0)
+    est = tiny_tvae(random_state=rs).fit(X)
+    np.testing.assert_array_equal(est.score_samples(X), est.score_samples(X))
+
+
+def test_importance_noise_is_drawn_per_chunk_of_samples(X, monkeypatch):
+    """Each chunk of samples draws its own noise (memory bounded by the chunk), and a
+    sample's noise does not depend on the chunking: K samples in chunks of 1 give the
+    scores of one chunk of K."""
+    import sktvae._base as base
+
+    est = tiny_tvae(n_importance_samples=6).fit(X)
+    whole = est.score_samples(X)
+    drawn = []
+    noise = base._importance_noise
+    monkeypatch.setattr(base, "_importance_noise",
+                        lambda *a: drawn.append(len(a[1])) or noise(*a))
+    monkeypatch.setattr(base, "_FRAMES_PER_CHUNK", 8)  # 2 samples of S = 4 a chunk
+    np.testing.assert_allclose(est.score_samples(X[:1]), whole[:1], rtol=1e-5)
+    assert drawn == [2, 2, 2]
+
+
 def test_score_samples_does_not_depend_on_batching(X, monkeypatch):
     est = tiny_tvae().fit(X)
     whole = est.score_samples(X)
