@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._param_validation import (HasMethods, Interval, InvalidParameterError,
+                                            StrOptions)
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._model import layer_sizes
@@ -103,6 +104,15 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
 
     def _check_params(self):
         """Checks across parameters, after ``_validate_params``; subclasses extend it."""
+        for name, constraints in self._parameter_constraints.items():
+            # scikit-learn's Interval(Integral) takes True for 1: a flag passed where a
+            # size belongs is a mistake, not a size.
+            value = getattr(self, name)
+            if isinstance(value, (bool, np.bool_)) and any(
+                    isinstance(c, Interval) and c.type is Integral for c in constraints):
+                raise InvalidParameterError(
+                    f"The {name!r} parameter of {type(self).__name__} must be an int, "
+                    f"not a bool; got {value!r}.")
         sizes = np.asarray(self.hidden_layer_sizes)
         if sizes.ndim != 1 or sizes.size == 0 or not np.issubdtype(sizes.dtype, np.integer) \
                 or (sizes < 1).any():

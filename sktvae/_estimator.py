@@ -12,6 +12,8 @@ from ._base import _BaseVAE
 from ._model import TopographicVAEModule
 from ._topography import Topography
 
+_MAX_OUTPUT_VALUES = 2 ** 30  # 4 GiB of float32 a call: past it, an error, not a crash
+
 _TRAINING_DOC = """\
     likelihood : {"bernoulli", "gaussian"}, default="bernoulli"
         ``"bernoulli"`` for data in [0, 1] such as pixel intensities (the paper's);
@@ -356,9 +358,18 @@ class TopographicVAE(_BaseVAE):
         """
         check_is_fitted(self, "net_")
         n_steps = self.sequence_length if n_steps is None else n_steps
-        if not isinstance(n_steps, Integral) or n_steps < 1:
+        if not isinstance(n_steps, Integral) or isinstance(n_steps, (bool, np.bool_)) \
+                or n_steps < 1:
             raise ValueError(f"n_steps must be a positive integer; got {n_steps!r}.")
         t0 = self._encode_frames(X_first_frames)
+        values = len(t0) * int(n_steps) * (self.n_features_per_frame_ + self._n_latent)
+        if values > _MAX_OUTPUT_VALUES:
+            raise ValueError(
+                f"n_steps={n_steps} for {len(t0)} frames would need "
+                f"{values * 4 / 2 ** 30:.1f} GiB of output and rolls; at most "
+                f"{_MAX_OUTPUT_VALUES * 4 // 2 ** 30} GiB a call. The rolls repeat after "
+                f"{self._capsule_shape[-1]} steps: ask for fewer steps, or fewer frames "
+                "per call.")
         rolled = np.stack([self.roll(t0, k) for k in range(n_steps)], axis=1)
         return self._decode(torch.from_numpy(rolled))
 

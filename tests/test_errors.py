@@ -147,3 +147,19 @@ def test_a_float16_gradient_scaler_may_meet_infinite_gradients():
     guard.on_batch_end(scaled, training=True, loss=torch.tensor(1.0))
     with pytest.raises(FloatingPointError, match="The loss became inf"):
         guard.on_batch_end(scaled, training=True, loss=torch.tensor(float("inf")))
+
+
+@pytest.mark.parametrize("params", [dict(n_capsules=True), dict(batch_size=True),
+                                    dict(n_importance_samples=np.True_)])
+def test_a_bool_is_not_a_size(X, params):
+    with pytest.raises(ValueError, match="must be an int"):  # not a bool
+        tiny_tvae(**params).fit(X)
+
+
+def test_predict_sequence_bounds_its_output(X):
+    tvae = tiny_tvae().fit(X)
+    with pytest.raises(ValueError, match="n_steps must be a positive integer"):
+        tvae.predict_sequence(X[:2, :6], n_steps=True)
+    with pytest.raises(ValueError, match=r"n_steps=1000000000 for 2 frames would need "
+                                         r".* GiB .*rolls repeat after 4 steps"):
+        tvae.predict_sequence(X[:2, :6], n_steps=10 ** 9)
