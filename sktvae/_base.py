@@ -57,6 +57,13 @@ def _importance_noise(seed, samples, sequence_length, n_latent):
     return eps
 
 
+def _comparable(value):
+    """A parameter value in a form ``==`` compares: sequences as nested tuples."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return tuple(_comparable(v) for v in value)
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _check_finite(X, rows_per_chunk=1024):
     """Raise sklearn's ValueError for NaN or infinity, in bounded memory."""
     for start in range(0, len(X), rows_per_chunk):
@@ -133,7 +140,7 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
         on its way into the model); anything else becomes float32.
         """
         if not reset:
-            check_is_fitted(self, "net_")
+            self._check_fitted()
         # Finiteness is checked below in row chunks: sklearn's check can build a boolean
         # copy of the whole array (2.4 GiB for 60 000 float16 MNIST sequences).
         X = validate_data(self, X, reset=reset, dtype=[np.float32, np.float16],
@@ -153,6 +160,28 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
         if not X.flags.writeable:  # torch cannot wrap read-only memory
             X = X.copy()
         return torch.from_numpy(X).view(X.shape[0], S, X.shape[1] // S)
+
+    # Parameters that define the model: changed after fit, they would describe a
+    # model that is not the one fitted, so they are refused until it is rebuilt.
+    _architecture_params = ("sequence_length", "hidden_layer_sizes", "likelihood")
+
+    def _architecture(self):
+        return {name: _comparable(getattr(self, name))
+                for name in self._architecture_params}
+
+    def _check_fitted(self):
+        """``check_is_fitted``, and that the parameters still describe the fitted model."""
+        check_is_fitted(self, "net_")
+        built = getattr(self, "_built_with", None)
+        if built is None:  # a model pickled before the parameters were kept
+            return
+        for name, value in self._architecture().items():
+            if value != built[name]:
+                raise ValueError(
+                    f"{name}={getattr(self, name)!r}, but the fitted model was built "
+                    f"with {name}={built[name]!r}; set_params does not rebuild a fitted "
+                    f"model. Set {name} back, or fit with warm_start=False to build a "
+                    "new model with it.")
 
     def _seed(self, random_state):
         return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
@@ -263,6 +292,10 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
                 self.n_features_per_frame_ = X.shape[2]
                 self.net_ = self._make_net(self._build_module(X.shape[2]))
                 self.net_.initialize()
+                self._built_with = self._architecture()
+                self._built_optimizer = self.optimizer
+            else:
+                self._refresh_training_params()
             # skorch's partial_fit: callbacks' on_train_begin/end run, and Ctrl-C stops
             # after the last completed batch, leaving a usable estimator; a diverging
             # step raises before it changes the weights (StopOnNonFiniteLoss).
@@ -274,6 +307,20 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
         if getattr(self.net_, "interrupted_", False):
             raise KeyboardInterrupt  # the caller (a loop, GridSearchCV) stops too
         return self
+
+    def _refresh_training_params(self):
+        """Training parameters changed by ``set_params`` since the last call take
+        effect now: ``lr`` and ``batch_size`` on the same optimizer (its state kept);
+        another ``optimizer`` starts afresh, with no state, on the trained weights."""
+        built = getattr(self, "_built_optimizer", self.optimizer)
+        if _comparable(self.optimizer) != _comparable(built):
+            history = self.net_.history
+            self.net_ = self._make_net(self.net_.module_)  # the trained module itself
+            self.net_.initialize()
+            self.net_.history = history
+        else:
+            self.net_.set_params(lr=self.lr, batch_size=self.batch_size)
+        self._built_optimizer = self.optimizer
 
     _n_encoders = 1
     _MAX_PARAMETERS = 2 ** 30  # 4 GiB of float32 weights, before gradients and Adam
@@ -311,7 +358,7 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
 
     def _inference(self):
         """Context for inference: eval mode, no autograd."""
-        check_is_fitted(self, "net_")
+        self._check_fitted()
         self.net_.module_.eval()
         return torch.inference_mode()
 
@@ -353,7 +400,7 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
         X_original : ndarray of shape (n_sequences, `n_features_in_`)
             The decoded sequences.
         """
-        check_is_fitted(self, "net_")
+        self._check_fitted()
         T = check_array(X, dtype=np.float32)
         n_t = self.sequence_length * self._n_latent
         if T.shape[1] != n_t:
@@ -381,7 +428,7 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
         No other frame enters the latent; for a TVAE the frame's unseen neighbours are
         assumed to follow the prior's roll (``Topography.frame_alone``).
         """
-        check_is_fitted(self, "net_")
+        self._check_fitted()
         X_frames = check_array(X_frames, dtype=np.float32)
         if X_frames.shape[1] != self.n_features_per_frame_:
             raise ValueError(
@@ -480,7 +527,7 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
         X : ndarray of shape (n_samples, `n_features_in_`)
             Generated sequences (``E[x | t]`` per frame, e.g. pixel probabilities).
         """
-        check_is_fitted(self, "net_")
+        self._check_fitted()
         if not isinstance(n_samples, Integral) or isinstance(n_samples, bool) \
                 or n_samples < 1:
             raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
@@ -508,7 +555,7 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
         feature_names_out : ndarray of str objects
             ``frame{l}_`` followed by the latent's name within the frame.
         """
-        check_is_fitted(self, "net_")
+        self._check_fitted()
         per_frame = self._latent_feature_names()
         return np.asarray([f"frame{l}_{name}" for l in range(self.sequence_length)
                            for name in per_frame], dtype=object)

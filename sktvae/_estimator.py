@@ -58,6 +58,11 @@ default="adam"
     warm_start : bool, default=False
         If True, :meth:`fit` continues from the current parameters (and from where
         training left ``random_state``'s stream, as :meth:`partial_fit` does).
+        ``lr``, ``batch_size`` and ``optimizer`` changed by ``set_params`` take effect
+        on the next such call (another optimizer starts with no state); a changed
+        architecture (sizes, windows, ``coherence``, ``likelihood``, ...) is refused by
+        every method of the fitted model until ``fit`` with ``warm_start=False``
+        rebuilds it.
     random_state : int, RandomState instance or None, default=None
         Seeds initialisation, batching and sampling noise (and the noise of
         :meth:`score_samples`). The global torch RNG is left untouched.
@@ -170,6 +175,10 @@ class TopographicVAE(_BaseVAE):
     >>> tvae.score_samples(X).shape
     (20,)
     """
+
+    _architecture_params = _BaseVAE._architecture_params + (
+        "n_capsules", "capsule_dim", "temporal_window", "capsule_window", "coherence",
+        "mu_init", "center_decoder_input", "u_mean_init")
 
     _parameter_constraints = {
         **_BaseVAE._parameter_constraints,
@@ -421,6 +430,8 @@ class VAE(_BaseVAE):
     >>> vae.sample(3, random_state=0).shape
     (3, 6)
     """
+
+    _architecture_params = _BaseVAE._architecture_params + ("n_components",)
 
     _parameter_constraints = {
         **_BaseVAE._parameter_constraints,

@@ -353,3 +353,43 @@ def test_batching_gives_the_same_outputs_as_one_pass(X, monkeypatch):
     np.testing.assert_allclose(est.inverse_transform(T), X_back, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(est.score_samples(X), scores, rtol=1e-5)
     np.testing.assert_allclose(est._encode_frames(X[:, :6]), frames, rtol=1e-5, atol=1e-6)
+
+
+def test_training_parameters_set_after_fit_take_effect_on_the_next_call(X):
+    est = tiny_tvae(warm_start=True).fit(X)
+    adam = est.net_.optimizer_
+    est.set_params(lr=0.5, batch_size=3).partial_fit(X)
+    assert est.net_.optimizer_ is adam and adam.param_groups[0]["lr"] == 0.5
+    assert est.net_.batch_size == 3
+    est.set_params(lr=0.25).fit(X)  # a warm-start fit too
+    assert adam.param_groups[0]["lr"] == 0.25
+    module, epochs = est.net_.module_, len(est.history_)
+    est.set_params(optimizer="sgd", lr=0.01).partial_fit(X)
+    assert isinstance(est.net_.optimizer_, torch.optim.SGD)
+    assert est.net_.optimizer_.param_groups[0]["momentum"] == 0.9
+    assert est.net_.module_ is module and len(est.history_) == epochs + 1
+
+
+@pytest.mark.parametrize("param, value", [("n_capsules", 3), ("capsule_window", 1),
+                                          ("coherence", "stationary"),
+                                          ("hidden_layer_sizes", (9,)),
+                                          ("center_decoder_input", False)])
+def test_a_changed_architecture_is_refused_until_rebuilt(X, param, value):
+    est = tiny_tvae(warm_start=True).fit(X)
+    est.set_params(**{param: value})
+    for call in (est.transform, est.score_samples, est.partial_fit, est.fit):
+        with pytest.raises(ValueError, match=f"{param}=.*but the fitted model was built "
+                                             f"with {param}=.*warm_start=False"):
+            call(X)
+    est.set_params(warm_start=False).fit(X)  # rebuilt with the new value
+    assert est.transform(X).shape[0] == len(X)
+
+
+def test_a_changed_likelihood_is_refused(X):
+    vae = tiny_vae(likelihood="gaussian").fit(X)
+    vae.set_params(likelihood="bernoulli")
+    with pytest.raises(ValueError, match="likelihood='bernoulli', but the fitted"):
+        vae.score_samples(X)
+    vae.set_params(likelihood="gaussian",  # a list is the tuple it was built with
+                   hidden_layer_sizes=list(vae.hidden_layer_sizes))
+    assert np.isfinite(vae.score_samples(X)).all()

@@ -13,11 +13,15 @@ TINY = dict(hidden_layer_sizes=(8,), max_epochs=2, batch_size=8, random_state=0)
 
 
 def _expected_failures(estimator):
+    rounding = ("float32 matmuls round differently for different batch sizes and row "
+                "positions, so score_samples differs in the 7th significant digit")
+    failures = {}
     if isinstance(estimator, TopographicVAE):
-        return {"check_methods_subset_invariance":
-                "float32 matmuls round differently for different batch sizes, so "
-                "score_samples on a subset differs in the 7th significant digit"}
-    return {}
+        # The check's tolerance (rtol 1e-7) is below float32's: whether a score differs
+        # by one rounding depends on the noise drawn, so either check may pass.
+        failures["check_methods_subset_invariance"] = rounding
+        failures["check_methods_sample_order_invariance"] = rounding
+    return failures
 
 
 @parametrize_with_checks(
