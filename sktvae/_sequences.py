@@ -123,8 +123,10 @@ class SequenceTransformer(TransformerMixin, BaseEstimator):
 
     Notes
     -----
-    Input of an integer dtype (e.g. uint8 images) is divided by 255; float input is used
-    as it is. ``inverse_transform`` is not provided: a sequence is not a function of one
+    uint8 images are divided by 255 and uint16 images by 65535 (their dtype's range);
+    float and bool input is used as it is. Other integer dtypes, and integer images
+    whose values are all 0 or 1 (a mask, or a nearly black image?), are refused as
+    ambiguous: convert them to float in the scale you mean. ``inverse_transform`` is not provided: a sequence is not a function of one
     image that could be inverted (use frame 0 of a ``random_start=False`` sequence).
     Geometry uses bilinear ``grid_sample`` with zero padding; hue uses a 3x3 rotation
     about the grey axis, an approximation of an HSV hue shift that returns exactly to the
@@ -210,7 +212,8 @@ class SequenceTransformer(TransformerMixin, BaseEstimator):
         return families
 
     def _validate_images(self, X, reset):
-        """Rows as ``(n, C, H, W)`` float32 in the input's scale (ints divided by 255)."""
+        """Rows as ``(n, C, H, W)`` float32 in the input's scale (uint8 and uint16 divided
+        by their dtype's largest value)."""
         H, W = self.image_shape
         X = np.asarray(X) if not hasattr(X, "iloc") else X
         if getattr(X, "ndim", 2) == 3 and self.n_channels == 1:
@@ -220,7 +223,7 @@ class SequenceTransformer(TransformerMixin, BaseEstimator):
                 raise ValueError(f"X has {X.shape[1]} channels but n_channels="
                                  f"{self.n_channels}.")
             X = X.reshape(len(X), -1)
-        is_int = np.issubdtype(getattr(X, "dtype", np.float32), np.integer)
+        scale = _integer_scale(X)
         X = validate_data(self, X, reset=reset, dtype=np.float32)
         expected = self.n_channels * H * W
         if X.shape[1] != expected:
@@ -228,8 +231,8 @@ class SequenceTransformer(TransformerMixin, BaseEstimator):
                 f"X has {X.shape[1]} features per row, but image_shape={tuple(self.image_shape)} "
                 f"with n_channels={self.n_channels} needs {expected}. Set image_shape and "
                 "n_channels to match the images.")
-        if is_int:
-            X = X / np.float32(255)
+        if scale is not None:
+            X = X / np.float32(scale)
         if self.color is not None and X.size and (X.min() < 0 or X.max() > 1):
             raise ValueError(
                 f"color needs image values in [0, 1]; got [{X.min():.4g}, {X.max():.4g}]. "
@@ -406,3 +409,22 @@ class SequenceTransformer(TransformerMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = []
         return tags
+
+
+def _integer_scale(X):
+    """What integer images are divided by: their dtype's largest value for uint8 and
+    uint16; ``None`` for float (or bool) input, used as it is. Refuses the ambiguous."""
+    dtype = np.dtype(getattr(X, "dtype", np.float32))
+    if not np.issubdtype(dtype, np.integer):
+        return None
+    if dtype.kind != "u" or dtype.itemsize > 2:
+        raise ValueError(
+            f"X is {dtype}: integer images are read in their dtype's range only for "
+            "uint8 (0-255) and uint16 (0-65535). Convert X to float in [0, 1] first "
+            "(e.g. X / X.max() if that is its range).")
+    if X.size and X.max() == 1:
+        raise ValueError(
+            f"X is {dtype} with values 0 and 1 only: a 0/1 mask, or an image that is "
+            f"nearly black in 0-{np.iinfo(dtype).max}? Pass X.astype(np.float32) for a "
+            f"mask, or X as float in [0, 1].")
+    return np.iinfo(dtype).max

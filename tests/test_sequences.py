@@ -190,3 +190,20 @@ def test_folds_never_split_a_sequence(images):
     pipe = Pipeline([("seq", seq), ("tvae", tiny_tvae(sequence_length=4))])
     pipe.fit(images[:4])
     assert pipe[-1].n_features_in_ == 4 * frame_len
+
+
+def test_integer_images_are_read_in_their_dtype_range():
+    rng = np.random.default_rng(0)
+    images = rng.random((3, 16)).astype(np.float32)
+    seq = SequenceTransformer(image_shape=(4, 4), transformations="rotation",
+                              sequence_length=2, random_start=False)
+    expected = seq.fit_transform(images)
+    as_uint16 = (images * 65535).round().astype(np.uint16)
+    np.testing.assert_allclose(seq.fit_transform(as_uint16), expected, atol=1e-4)
+    with pytest.raises(ValueError, match="int64: integer images are read"):
+        seq.fit_transform(as_uint16.astype(np.int64))
+    mask = (images > 0.5).astype(np.uint8)
+    with pytest.raises(ValueError, match="uint8 with values 0 and 1 only"):
+        seq.fit_transform(mask)
+    np.testing.assert_allclose(seq.fit_transform(mask.astype(bool)),
+                               seq.fit_transform(mask.astype(np.float32)))
