@@ -31,6 +31,9 @@ def layer_sizes(n_features, n_latent, hidden_layer_sizes):
     return [n_features, *hidden, 2 * n_latent], [n_latent, *hidden[::-1], n_features]
 
 
+_MAX_LOG_VAR = 60.0
+
+
 def expected_square(mean, logvar):
     """E[u^2] = mean^2 + var under N(mean, exp(logvar)): how t sees a Gaussian u, which
     it meets only squared (the mean alone would read a broad posterior as u = 0)."""
@@ -57,7 +60,11 @@ class GaussianEncoder(nn.Module):
 
     def forward(self, x):
         mean, logvar = self.net(x).chunk(2, dim=-1)
-        return mean, logvar
+        # A standard deviation of at most e^30 (1e13): far from any trained posterior
+        # (|log-variance| stays under 10 or so), it keeps samples of an input far
+        # outside the data finite, where exp(logvar / 2) would overflow to inf and the
+        # decoder make NaNs of it.
+        return mean, logvar.clamp(-_MAX_LOG_VAR, _MAX_LOG_VAR)
 
 
 class TopographicVAEModule(nn.Module):
@@ -206,5 +213,8 @@ class TopographicVAEModule(nn.Module):
         sample = mean + eps[:, None] * torch.exp(0.5 * logvar)
         log_q = -0.5 * ((eps * eps).sum((-2, -1))[:, None]             # (K, 1)
                         + logvar.sum((-2, -1))[None] + _LOG_2PI * logvar[0].numel())
-        log_p = -0.5 * ((sample * sample).sum((-2, -1)) + _LOG_2PI * logvar[0].numel())
+        # In float64: a sample of 1e20 (a far-out input's broad posterior) has a finite
+        # log-density there, while its square overflows float32.
+        square = sample.double().square().sum((-2, -1))
+        log_p = -0.5 * (square + _LOG_2PI * logvar[0].numel())
         return sample, log_p - log_q

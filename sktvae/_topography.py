@@ -151,7 +151,12 @@ class Topography(nn.Module):
 
     def from_squares(self, z, u_sq):
         """t given ``u^2`` (or its posterior expectation ``E[u^2]``)."""
-        return (z - self.mu) * torch.rsqrt(self.neighbourhood_sum(u_sq) + self.eps)
+        # An infinite u^2 (exp of a log-variance past 88 in float32, from an input far
+        # outside the training data) would make the GEMM's 0 * inf a NaN: capped so that
+        # a window's sum stays finite, it gives t near 0, as the limit does.
+        cap = torch.finfo(u_sq.dtype).max / self.n_terms
+        return (z - self.mu) * torch.rsqrt(self.neighbourhood_sum(u_sq.clamp(max=cap))
+                                           + self.eps)
 
     def frame_alone(self, z, u_sq):
         """t of single frames with no sequence around them; ``z``, ``u_sq``: ``(B, n)``.

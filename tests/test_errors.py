@@ -163,3 +163,18 @@ def test_predict_sequence_bounds_its_output(X):
     with pytest.raises(ValueError, match=r"n_steps=1000000000 for 2 frames would need "
                                          r".* GiB .*rolls repeat after 4 steps"):
         tvae.predict_sequence(X[:2, :6], n_steps=10 ** 9)
+
+
+@pytest.mark.parametrize("make", [tiny_tvae, tiny_vae])
+def test_far_out_inputs_score_without_nan(make):
+    """A Gaussian model meets an input far outside its data: a log-variance past 88
+    used to overflow (0 * inf in W's GEMM, inf samples in the decoder) into NaN."""
+    X = np.random.default_rng(0).normal(size=(40, 4 * 6)).astype(np.float32)
+    est = make(likelihood="gaussian", max_epochs=3).fit(X)
+    Y = X[:3].copy()
+    Y[0, 0], Y[1, 0] = 1000, 1e6
+    scores = est.score_samples(Y)
+    assert np.isfinite(scores).all() and (scores[:2] < scores[2]).all()
+    assert np.isfinite(est.transform(Y)).all()
+    Y[0, 0] = 1e30  # beyond float32's reach: a density of 0, not NaN
+    assert not np.isnan(est.score_samples(Y)).any()
