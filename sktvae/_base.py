@@ -450,11 +450,10 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
         samples of all latents of a sequence drawn from the posterior. The encoders run
         once per frame; the K samples are decoded in one batch. The noise comes from
         ``random_state``: an int seeds it; with ``None`` or a ``RandomState``, one seed
-        is drawn when the fit starts and kept by the fitted model. It is shared by all
-        rows, so a row's score does not
-        depend on the other rows or the batching, and repeated calls on one fitted
-        model agree. The estimate is a
-        lower bound in expectation that tightens as K grows.
+        is drawn when the fit starts and kept by the fitted model. Each sample's noise
+        is shared by all rows, so a row's score does not depend on the other rows, the
+        batching or the chunking, and repeated calls on one fitted model agree. The
+        estimate is a lower bound in expectation that tightens as K grows.
 
         Parameters
         ----------
