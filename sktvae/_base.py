@@ -303,10 +303,17 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
                 self.net_.partial_fit(X, None, epochs=epochs)
             finally:
                 self._train_rng_state = _get_rng_state(devices)
-                self.history_ = self.net_.history
         if getattr(self.net_, "interrupted_", False):
             raise KeyboardInterrupt  # the caller (a loop, GridSearchCV) stops too
         return self
+
+    @property
+    def history_(self):
+        """skorch's ``History`` of the fitted net, ``net_.history``: always the net's
+        own, so that loading a history (``net_.load_params(f_history=...)``) shows."""
+        if "net_" not in vars(self):
+            raise AttributeError("history_ exists once the estimator is fitted.")
+        return self.net_.history
 
     def _refresh_training_params(self):
         """Training parameters changed by ``set_params`` since the last call take

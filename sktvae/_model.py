@@ -118,6 +118,45 @@ class TopographicVAEModule(nn.Module):
         self.register_buffer("t_offset", torch.tensor(offset), persistent=False)
         if likelihood == "gaussian":
             self.x_logvar = nn.Parameter(torch.zeros(n_features))
+        # What the weights were trained with beyond their shapes, saved with them, so
+        # that loading them into a model built otherwise is refused, not silently wrong.
+        self.register_buffer("structure", torch.tensor(self._structure(), dtype=torch.float64))
+
+    # (what the estimator calls it, the value) for each entry of ``structure``
+    _STRUCTURE_NAMES = ("a topography (TopographicVAE, not VAE)", "coherence",
+                        "temporal_window", "capsule_window (rows)",
+                        "capsule_window (cols)", "n_capsules", "capsule_dim (rows)",
+                        "capsule_dim (cols)", "sequence_length",
+                        "center_decoder_input (with mu_init)")
+
+    def _structure(self):
+        top = self.topography
+        if top is None:
+            return [0.0] * 9 + [float(self.t_offset)]
+        return [1.0, float(top.shifting), float(top.temporal_window),
+                *map(float, top.capsule_window), float(top.n_capsules),
+                *map(float, top.capsule_shape), float(top.sequence_length),
+                float(self.t_offset)]
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """Refuse weights saved from a model of another structure (torch would load
+        them wherever the shapes agree); files saved before it was kept load as before."""
+        key = prefix + "structure"
+        if getattr(self, "structure", None) is None:  # a module pickled before it
+            return super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        if key not in state_dict:
+            state_dict[key] = self.structure.clone()
+        saved = state_dict[key].double().cpu().flatten().tolist()
+        own = self.structure.cpu().tolist()
+        differ = [f"{name} ({a:g} saved, {b:g} here)" for name, a, b
+                  in zip(self._STRUCTURE_NAMES, saved, own) if abs(a - b) > 1e-6]
+        if len(saved) != len(own) or differ:
+            raise ValueError(
+                "These parameters were saved from a model built otherwise: "
+                f"{'; '.join(differ) or 'another layout'}. Build the estimator with the "
+                "parameters the file was saved from, fit it (max_epochs=0 is enough), "
+                "then load.")
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # --- the pieces -------------------------------------------------------------
     def encode(self, x):

@@ -98,6 +98,8 @@ class Topography(nn.Module):
         self.capsule_shape = (rows, cols)  # a ring is the torus (1, D)
         self.sequence_length = sequence_length
         self.shifting = shifting
+        self.temporal_window = temporal_window
+        self.capsule_window = _as_torus(capsule_window)
         self.eps = eps
         self.mu = nn.Parameter(torch.tensor(float(mu_init)))
         kernel = topographic_kernel(sequence_length, temporal_window,

@@ -393,3 +393,26 @@ def test_a_changed_likelihood_is_refused(X):
     vae.set_params(likelihood="gaussian",  # a list is the tuple it was built with
                    hidden_layer_sizes=list(vae.hidden_layer_sizes))
     assert np.isfinite(vae.score_samples(X)).all()
+
+
+def test_loading_refuses_another_structure_and_keeps_history_in_step(X, tmp_path):
+    """torch loads weights wherever the shapes agree; a file saved from a model with
+    another coherence, window or decoder centring is refused, naming it."""
+    params, history = tmp_path / "params.pt", tmp_path / "history.json"
+    a = tiny_tvae(max_epochs=3).fit(X)
+    a.net_.save_params(f_params=params, f_history=history)
+    b = tiny_tvae(max_epochs=1).fit(X)
+    b.net_.load_params(f_params=params, f_history=history)
+    assert len(b.history_) == 3  # the loaded history, not the old one
+    np.testing.assert_allclose(b.transform(X), a.transform(X))
+    for changed, name in [(dict(coherence="stationary"), "coherence"),
+                          (dict(temporal_window=0), "temporal_window"),
+                          (dict(center_decoder_input=False), "center_decoder_input"),
+                          (dict(mu_init=5.0), "center_decoder_input \\(with mu_init\\)"),
+                          (dict(capsule_window=1), "capsule_window \\(cols\\)")]:
+        c = tiny_tvae(max_epochs=0, **changed).fit(X)
+        with pytest.raises(ValueError, match=f"saved from a model built otherwise: {name}"):
+            c.net_.load_params(f_params=params)
+    old = {k: v for k, v in a.net_.module_.state_dict().items() if k != "structure"}
+    b.net_.module_.load_state_dict(old)  # a file saved before the structure was kept
+    np.testing.assert_allclose(b.transform(X), a.transform(X))
