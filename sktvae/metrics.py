@@ -23,6 +23,7 @@ And for topographic maps, on i.i.d. data with labels ``y``:
 """
 
 import math
+from numbers import Integral
 
 import numpy as np
 import torch
@@ -235,10 +236,17 @@ def roll_prediction_accuracy(estimator, X, *, tolerance=1, capsule_shape=None,
     True
     """
     check_is_fitted(estimator, "net_")
+    S = estimator.sequence_length
+    if S < 2:
+        raise ValueError("roll_prediction_accuracy needs sequences to roll through; "
+                         "this estimator has sequence_length=1.")
+    if not isinstance(tolerance, Integral) or isinstance(tolerance, (bool, np.bool_)) \
+            or not 0 <= tolerance < S // 2:
+        raise ValueError(f"tolerance must be an int in [0, sequence_length // 2) = [0, "
+                         f"{S // 2}) steps, or every roll would pass; got {tolerance!r}.")
     shape = _capsule_shape(estimator, capsule_shape)
     frames = _frames(estimator, X)
     t0 = estimator._encode_frames(frames[:, 0]).reshape(len(frames), *shape)
-    S = frames.shape[1]
     hits = _cycle_hits(_rolled_nearest_frames(estimator, t0, frames), np.arange(1, S), S,
                        tolerance)
     return hits.mean(0) if by_shift else float(hits.mean())

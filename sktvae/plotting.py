@@ -7,6 +7,7 @@ draws one panel takes ``ax=`` to draw into an existing axes.
 """
 
 import math
+from numbers import Integral
 
 import numpy as np
 
@@ -101,6 +102,9 @@ def plot_capsule_roll(estimator, X, image_shape, *, n_channels=1, n_sequences=3,
     (4, 3)
     """
     plt = _pyplot()
+    if not isinstance(n_sequences, Integral) or isinstance(n_sequences, bool) \
+            or n_sequences < 1:
+        raise ValueError(f"n_sequences must be a positive int; got {n_sequences!r}.")
     X = np.asarray(X, dtype=np.float32)[:n_sequences]
     S = estimator.sequence_length
     n_steps = S if n_steps is None else n_steps

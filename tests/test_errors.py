@@ -178,3 +178,20 @@ def test_far_out_inputs_score_without_nan(make):
     assert np.isfinite(est.transform(Y)).all()
     Y[0, 0] = 1e30  # beyond float32's reach: a density of 0, not NaN
     assert not np.isnan(est.score_samples(Y)).any()
+
+
+def test_roll_accuracy_and_roll_plots_check_their_counts(X):
+    from sktvae.metrics import roll_prediction_accuracy
+    from sktvae.plotting import plot_capsule_roll
+
+    tvae = tiny_tvae().fit(X)  # sequence_length 4: tolerance 0 or 1
+    for bad in (2, -1, 1.5, True):
+        with pytest.raises(ValueError, match="tolerance must be an int in \\[0, "
+                                             "sequence_length // 2\\) = \\[0, 2\\)"):
+            roll_prediction_accuracy(tvae, X, tolerance=bad)
+    with pytest.raises(ValueError, match="needs sequences to roll through"):
+        roll_prediction_accuracy(tiny_tvae(sequence_length=1, temporal_window=0).fit(
+            X[:, :6]), X[:, :6])
+    for bad in (-1, 0, True):
+        with pytest.raises(ValueError, match="n_sequences must be a positive int"):
+            plot_capsule_roll(tvae, X, (2, 3), n_sequences=bad)
