@@ -57,6 +57,11 @@ def _importance_noise(seed, samples, sequence_length, n_latent):
     return eps
 
 
+def _is_int(value):
+    """An integer, and not a bool: ``True`` passed where a count belongs is a mistake."""
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
 def _comparable(value):
     """A parameter value in a form ``==`` compares: sequences as nested tuples."""
     if isinstance(value, (list, tuple, np.ndarray)):
@@ -482,20 +487,24 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
         out = np.empty(len(X), np.float64)
         # Chunks of rows and, for large K, of samples: the decoder sees at most about
         # _FRAMES_PER_CHUNK frames at once, while the encoders still run once per row.
-        # The noise is drawn for each chunk of samples as it is needed, the same for
-        # every chunk of rows: memory is bounded by the chunk, not by K.
+        # The noise of each chunk of samples is the same for every chunk of rows. One
+        # chunk of samples (the usual K) is drawn once; more are drawn as each is
+        # needed, so memory is bounded by the chunk, not by K.
         k_step = max(1, _FRAMES_PER_CHUNK // S)
+        chunks = [range(k, min(K, k + k_step)) for k in range(0, K, k_step)]
+
+        def noise(samples):
+            return _importance_noise(seed, samples, S, n).to(device)
+
+        drawn = noise(chunks[0]) if len(chunks) == 1 else None
         with self._inference():
             for rows in self._batches(len(X), min(K, k_step) * S):
                 x = X[rows].to(device).float()  # float16 data converted once per chunk
                 posterior = module.encode(x)
-                log_w = []
-                for k in range(0, K, k_step):
-                    eps = _importance_noise(seed, range(k, min(K, k + k_step)), S, n)
-                    eps = eps.to(device)
-                    log_w.append(module.log_importance_weights(x, eps[0], eps[1],
-                                                               posterior))
-                log_w = torch.cat(log_w)
+                log_w = torch.cat([
+                    module.log_importance_weights(x, *(drawn if drawn is not None
+                                                       else noise(samples)), posterior)
+                    for samples in chunks])
                 log_px = torch.logsumexp(log_w.double(), dim=0) - math.log(K)
                 out[rows] = log_px.cpu().numpy()
         return out
@@ -534,8 +543,7 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
             Generated sequences (``E[x | t]`` per frame, e.g. pixel probabilities).
         """
         self._check_fitted()
-        if not isinstance(n_samples, Integral) or isinstance(n_samples, bool) \
-                or n_samples < 1:
+        if not _is_int(n_samples) or n_samples < 1:
             raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
         generator = torch.Generator().manual_seed(self._seed(random_state))
         shape = (n_samples, self.sequence_length, self._n_latent)
