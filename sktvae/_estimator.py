@@ -6,9 +6,9 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_array, check_is_fitted
+from sklearn.utils.validation import check_array
 
-from ._base import _BaseVAE
+from ._base import _BaseVAE, _is_int
 from ._model import TopographicVAEModule
 from ._topography import Topography
 
@@ -319,8 +319,7 @@ class TopographicVAE(_BaseVAE):
         if T.shape[1] % units:
             raise ValueError(f"T has {T.shape[1]} features, not a whole number of "
                              f"capsules of capsule_dim={self.capsule_dim!r}.")
-        if isinstance(axis, bool) or not isinstance(axis, Integral) \
-                or not -len(shape) <= axis < len(shape):
+        if not _is_int(axis) or not -len(shape) <= axis < len(shape):
             raise ValueError(
                 f"axis must be a capsule axis, -1 or {len(shape) - 1} (cols)"
                 + (", -2 or 0 (rows)" if len(shape) == 2 else "")
@@ -365,10 +364,9 @@ class TopographicVAE(_BaseVAE):
         >>> tvae.predict_sequence(X[:3, :6], n_steps=5).shape
         (3, 30)
         """
-        check_is_fitted(self, "net_")
+        self._check_fitted()
         n_steps = self.sequence_length if n_steps is None else n_steps
-        if not isinstance(n_steps, Integral) or isinstance(n_steps, (bool, np.bool_)) \
-                or n_steps < 1:
+        if not _is_int(n_steps) or n_steps < 1:
             raise ValueError(f"n_steps must be a positive integer; got {n_steps!r}.")
         t0 = self._encode_frames(X_first_frames)
         values = len(t0) * int(n_steps) * (self.n_features_per_frame_ + self._n_latent)
@@ -474,12 +472,11 @@ class VAE(_BaseVAE):
 
 def _grid_pair(name, value):
     """``value`` as a tuple of one positive int (a ring) or two (a torus)."""
-    if isinstance(value, Integral) and not isinstance(value, bool):
+    if _is_int(value):
         return (int(value),)
     entries = np.asarray(value, dtype=object)
     if entries.ndim != 1 or len(entries) != 2 or not all(
-            isinstance(v, Integral) and not isinstance(v, bool) and v >= 1
-            for v in entries):
+            _is_int(v) and v >= 1 for v in entries):
         raise ValueError(
             f"{name} must be a positive int or a pair of positive ints (rows, cols); "
             f"got {value!r}.")

@@ -23,11 +23,12 @@ And for topographic maps, on i.i.d. data with labels ``y``:
 """
 
 import math
-from numbers import Integral
 
 import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
+
+from ._base import _is_int
 
 
 def _capsule_shape(estimator, capsule_shape, name="capsule_shape"):
@@ -240,8 +241,7 @@ def roll_prediction_accuracy(estimator, X, *, tolerance=1, capsule_shape=None,
     if S < 2:
         raise ValueError("roll_prediction_accuracy needs sequences to roll through; "
                          "this estimator has sequence_length=1.")
-    if not isinstance(tolerance, Integral) or isinstance(tolerance, (bool, np.bool_)) \
-            or not 0 <= tolerance < S // 2:
+    if not _is_int(tolerance) or not 0 <= tolerance < S // 2:
         raise ValueError(f"tolerance must be an int in [0, sequence_length // 2) = [0, "
                          f"{S // 2}) steps, or every roll would pass; got {tolerance!r}.")
     shape = _capsule_shape(estimator, capsule_shape)

@@ -7,9 +7,10 @@ draws one panel takes ``ax=`` to draw into an existing axes.
 """
 
 import math
-from numbers import Integral
 
 import numpy as np
+
+from ._base import _is_int
 
 
 class Display:
@@ -102,8 +103,7 @@ def plot_capsule_roll(estimator, X, image_shape, *, n_channels=1, n_sequences=3,
     (4, 3)
     """
     plt = _pyplot()
-    if not isinstance(n_sequences, Integral) or isinstance(n_sequences, bool) \
-            or n_sequences < 1:
+    if not _is_int(n_sequences) or n_sequences < 1:
         raise ValueError(f"n_sequences must be a positive int; got {n_sequences!r}.")
     X = np.asarray(X, dtype=np.float32)[:n_sequences]
     S = estimator.sequence_length
