@@ -5,7 +5,7 @@ MNIST) and ``sktvae.plotting`` (figures; needs matplotlib).
 """
 
 from ._estimator import VAE, TopographicVAE
-from ._sequences import SequenceTransformer
+from ._sequences import SequenceArray, SequenceTransformer
 
-__all__ = ["SequenceTransformer", "TopographicVAE", "VAE"]
+__all__ = ["SequenceArray", "SequenceTransformer", "TopographicVAE", "VAE"]
 __version__ = "0.1.0.dev0"

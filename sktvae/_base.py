@@ -20,6 +20,7 @@ from sklearn.utils._param_validation import (HasMethods, Interval, InvalidParame
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._model import layer_sizes
+from ._sequences import frame_structure
 from ._net import AcceleratedTVAENet, NegativeELBO, StopOnNonFiniteLoss, TVAENet, discard
 
 _OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
@@ -146,6 +147,7 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
         """
         if not reset:
             self._check_fitted()
+        self._check_structure(X)
         # Finiteness is checked below in row chunks: sklearn's check can build a boolean
         # copy of the whole array (2.4 GiB for 60 000 float16 MNIST sequences).
         X = validate_data(self, X, reset=reset, dtype=[np.float32, np.float16],
@@ -157,14 +159,39 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
                 f"X has {X.shape[1]} features, which is not divisible by "
                 f"sequence_length={S}: a row must hold {S} frames of equal size, "
                 "concatenated in time order.")
-        if self.likelihood == "bernoulli" and X.size and (X.min() < 0 or X.max() > 1):
-            raise ValueError(
-                f"likelihood='bernoulli' needs X in [0, 1]; got values in "
-                f"[{X.min():.4g}, {X.max():.4g}]. Scale X (e.g. with "
-                "sklearn.preprocessing.MinMaxScaler) or use likelihood='gaussian'.")
+        self._check_range(X)
         if not X.flags.writeable:  # torch cannot wrap read-only memory
             X = X.copy()
         return torch.from_numpy(X).view(X.shape[0], S, X.shape[1] // S)
+
+    def _check_structure(self, X):
+        """Refuse rows that say they hold other frames than ``sequence_length`` cuts."""
+        structure = frame_structure(X)
+        if structure is None or structure[0] == self.sequence_length:
+            return
+        S, shape = structure
+        raise ValueError(
+            f"X holds sequences of {S} frames of shape {shape} (as SequenceTransformer "
+            f"wrote them), but sequence_length={self.sequence_length} would cut each "
+            f"row into {self.sequence_length} frames of "
+            f"{X.shape[1] // self.sequence_length if self.sequence_length else 0} values. "
+            f"Set sequence_length={S} here (in a grid search, search both together: "
+            f"[{{'<transformer>__sequence_length': [{S}], '<vae>__sequence_length': "
+            f"[{S}]}}, ...]), or pass np.asarray(X).reshape(-1, {math.prod(shape)}) to "
+            "fit the frames one by one.")
+
+    def _check_range(self, X):
+        """A Bernoulli likelihood is defined on [0, 1] only."""
+        if self.likelihood != "bernoulli" or not X.size:
+            return
+        low, high = X.min(), X.max()
+        if low < 0 or high > 1:
+            # repr: 1.0000001 must not print as "1"
+            raise ValueError(
+                f"likelihood='bernoulli' needs X in [0, 1]; got values in "
+                f"[{float(low)!r}, {float(high)!r}]. Scale X (e.g. with "
+                "sklearn.preprocessing.MinMaxScaler), clip it, or use "
+                "likelihood='gaussian'.")
 
     # Parameters that define the model: changed after fit, they would describe a
     # model that is not the one fitted, so they are refused until it is rebuilt.
@@ -446,8 +473,10 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
             raise ValueError(
                 f"X has {X_frames.shape[1]} features, but one frame has "
                 f"{self.n_features_per_frame_} (n_features_in_ / sequence_length).")
+        self._check_range(X_frames)
         module, device = self.net_.module_, self._module_device
-        X_frames = torch.from_numpy(X_frames)
+        # torch cannot wrap read-only memory
+        X_frames = torch.from_numpy(X_frames if X_frames.flags.writeable else X_frames.copy())
         out = np.empty((len(X_frames), self._n_latent), np.float32)
         with self._inference():
             for rows in self._batches(len(X_frames), self.sequence_length):

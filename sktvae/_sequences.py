@@ -5,6 +5,8 @@ images: one 3x3 inverse homography per frame (rotation, scale and perspective co
 one ``grid_sample``, and for colour one 3x3 hue matrix per frame. No per-image loop.
 """
 
+import math
+import re
 from numbers import Integral, Real
 
 import numpy as np
@@ -70,6 +72,63 @@ def _inverse_homographies(values, families):
                             -1).view(N, 3, 3)
         G = A_inv @ G
     return G
+
+
+class SequenceArray(np.ndarray):
+    """An ndarray of sequences that knows its frame structure.
+
+    :class:`SequenceTransformer` returns one. It is an ordinary ``np.ndarray`` in every
+    computation; it only carries ``sequence_length`` and ``frame_shape`` (channels,
+    height, width) through row indexing, slicing and pickling, so that an estimator
+    given it (``TopographicVAE``, ``VAE``) can refuse a ``sequence_length`` that would
+    cut its rows into other frames than those written. ``np.asarray(X)`` drops them.
+    """
+
+    sequence_length = None
+    frame_shape = None
+
+    @classmethod
+    def _wrap(cls, array, sequence_length, frame_shape):
+        out = array.view(cls)
+        out.sequence_length, out.frame_shape = int(sequence_length), tuple(frame_shape)
+        return out
+
+    def __array_finalize__(self, obj):
+        self.sequence_length = getattr(obj, "sequence_length", None)
+        self.frame_shape = getattr(obj, "frame_shape", None)
+
+    def __reduce__(self):  # pickling (joblib, Pipeline memory) keeps the structure
+        rebuild, args, state = super().__reduce__()
+        return rebuild, args, (state, self.sequence_length, self.frame_shape)
+
+    def __setstate__(self, state):
+        base, self.sequence_length, self.frame_shape = state
+        super().__setstate__(base)
+
+
+_FEATURE_NAME = re.compile(r"frame(\d+)_ch(\d+)_y(\d+)_x(\d+)")
+
+
+def frame_structure(X):
+    """``(sequence_length, frame_shape)`` that ``X`` says it has, or ``None``.
+
+    Read from a :class:`SequenceArray`, or from the column names that
+    :meth:`SequenceTransformer.get_feature_names_out` writes (a DataFrame output of
+    ``set_output(transform="pandas")``); ``None`` for any other input, or when the
+    array's rows no longer have the width that structure implies (it was reshaped).
+    """
+    if isinstance(X, SequenceArray) and X.sequence_length is not None:
+        S, shape = X.sequence_length, X.frame_shape
+    elif hasattr(X, "columns") and len(X.columns):
+        first, last = (_FEATURE_NAME.fullmatch(str(X.columns[i])) for i in (0, -1))
+        if first is None or last is None or first.groups() != ("0",) * 4:
+            return None
+        S, *shape = (int(v) + 1 for v in last.groups())
+    else:
+        return None
+    if getattr(X, "ndim", 0) != 2 or X.shape[1] != S * math.prod(shape):
+        return None
+    return S, tuple(shape)
 
 
 class SequenceTransformer(TransformerMixin, BaseEstimator):
@@ -271,10 +330,12 @@ class SequenceTransformer(TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        X_seq : ndarray of shape (n_images, sequence_length * `n_out_channels_` * height \
-* width)
+        X_seq : SequenceArray of shape (n_images, sequence_length * `n_out_channels_` \
+* height * width)
             Frames in time order, each ``(n_out_channels_, height, width)`` flattened,
-            in [0, 1] for input in [0, 1].
+            in [0, 1] for input in [0, 1]. A plain ndarray that also carries
+            ``sequence_length`` and ``frame_shape``, so that an estimator fitted on it
+            refuses a ``sequence_length`` other than this one.
         """
         check_is_fitted(self, "n_out_channels_")
         families = self._check_params()
@@ -293,7 +354,7 @@ class SequenceTransformer(TransformerMixin, BaseEstimator):
             else:
                 frames = self._render(images[rows], chunk, families)
                 out[rows] = self._to_dtype(frames.reshape(frames.shape[0], -1))
-        return out
+        return SequenceArray._wrap(out, S, (self.n_out_channels_, H, W))
 
     def _to_dtype(self, frames):
         if self.dtype == np.uint8:

@@ -187,9 +187,8 @@ def make_equivariance_scorer(*, center=True, capsule_shape=None):
 
 
 def _frames(estimator, X):
-    X = np.asarray(X, dtype=np.float32)
-    S = estimator.sequence_length
-    return X.reshape(len(X), S, -1)
+    """``X`` validated as the estimator's input, as float32 frames ``(n, S, F)``."""
+    return estimator._validate_X(X, reset=False).float().numpy()
 
 
 def roll_prediction_accuracy(estimator, X, *, tolerance=1, capsule_shape=None,

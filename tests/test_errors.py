@@ -1,5 +1,8 @@
 """Bad input gets a clear ValueError/TypeError; nothing is silently changed."""
 
+import pickle
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -7,6 +10,7 @@ import scipy.sparse as sp
 from sklearn.exceptions import NotFittedError
 
 from conftest import tiny_tvae, tiny_vae
+from sktvae import SequenceTransformer
 
 
 @pytest.mark.parametrize("bad, match", [
@@ -195,3 +199,73 @@ def test_roll_accuracy_and_roll_plots_check_their_counts(X):
     for bad in (-1, 0, True):
         with pytest.raises(ValueError, match="n_sequences must be a positive int"):
             plot_capsule_roll(tvae, X, (2, 3), n_sequences=bad)
+
+
+def _sequences(S=4, n=12):
+    images = np.random.default_rng(0).random((n, 4 * 4)).astype(np.float32)
+    return images, SequenceTransformer(sequence_length=S, image_shape=(4, 4),
+                                       random_state=0)
+
+
+def test_a_pipeline_cannot_cut_sequences_into_other_frames():
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import make_pipeline
+
+    images, seq = _sequences(S=4)
+    with pytest.raises(ValueError, match=r"X holds sequences of 4 frames of shape "
+                                         r"\(1, 4, 4\).*sequence_length=2.*"
+                                         r"Set sequence_length=4"):
+        make_pipeline(seq, tiny_tvae(sequence_length=2, temporal_window=1)).fit(images)
+    make_pipeline(seq, tiny_tvae()).fit(images)  # the lengths agree
+    search = GridSearchCV(make_pipeline(seq, tiny_tvae(max_epochs=1)),
+                          {"sequencetransformer__sequence_length": [2, 4]}, cv=2,
+                          error_score="raise")
+    with pytest.raises(ValueError, match="X holds sequences of 2 frames"):
+        search.fit(images)
+    search.set_params(param_grid=[{"sequencetransformer__sequence_length": [S],
+                                   "topographicvae__sequence_length": [S]}
+                                  for S in (2, 4)]).fit(images)
+    assert search.best_params_["topographicvae__sequence_length"] in (2, 4)
+
+
+def test_the_frame_structure_survives_indexing_pickling_and_pandas():
+    import pandas as pd
+
+    from sktvae._sequences import SequenceArray, frame_structure
+
+    images, seq = _sequences(S=4)
+    X = seq.fit_transform(images)
+    assert isinstance(X, SequenceArray) and frame_structure(X) == (4, (1, 4, 4))
+    for Y in (X[[3, 1]], X[2:5], pickle.loads(pickle.dumps(X)), X.astype(np.float16)):
+        assert frame_structure(Y) == (4, (1, 4, 4))
+        with pytest.raises(ValueError, match="X holds sequences of 4 frames"):
+            tiny_vae(sequence_length=2).fit(Y)
+    # Reshaped rows no longer say anything: the frames, fitted one by one.
+    assert frame_structure(X.reshape(-1, 16)) is None
+    tiny_vae(sequence_length=1).fit(X.reshape(-1, 16))
+    frames = seq.set_output(transform="pandas").fit_transform(images)
+    assert isinstance(frames, pd.DataFrame) and frame_structure(frames) == (4, (1, 4, 4))
+    with pytest.raises(ValueError, match="X holds sequences of 4 frames"):
+        tiny_tvae(sequence_length=1, temporal_window=0).fit(frames)
+    assert frame_structure(pd.DataFrame(np.zeros((2, 3)))) is None
+
+
+def test_frames_met_outside_fit_are_checked_too(X):
+    from sktvae.metrics import roll_prediction_accuracy
+
+    tvae = tiny_tvae().fit(X)
+    bad = X.copy()
+    bad[0, 0] = 1.0000001
+    # The bad maximum is printed as it is, not rounded to "1".
+    with pytest.raises(ValueError, match=r"needs X in \[0, 1\]; got values in "
+                                         r"\[.*, 1\.000000\d+\]"):
+        tvae.predict_sequence(bad[:2, :6])
+    with pytest.raises(ValueError, match=r"needs X in \[0, 1\]"):
+        roll_prediction_accuracy(tvae, bad)
+    with pytest.raises(ValueError, match=r"X has 25 features"):
+        roll_prediction_accuracy(tvae, np.zeros((2, 25)))
+    read_only = X[:2, :6].copy()
+    read_only.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch warns when it wraps read-only memory
+        assert tvae.predict_sequence(read_only).shape == (2, 24)
