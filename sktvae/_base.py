@@ -19,7 +19,7 @@ from sklearn.utils._param_validation import (HasMethods, Interval, InvalidParame
                                             StrOptions)
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from ._model import layer_sizes
+from ._model import layer_sizes, state_digest
 from ._sequences import frame_structure
 from ._net import AcceleratedTVAENet, NegativeELBO, StopOnNonFiniteLoss, TVAENet, discard
 
@@ -585,6 +585,22 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
         return self._decode(t)
 
     # --- sklearn plumbing -------------------------------------------------------------
+    def __getstate__(self):
+        state = dict(super().__getstate__())  # a copy: the live object keeps its own
+        if "net_" in state:  # a digest of the weights, checked on unpickling
+            state["_weights_digest"] = state_digest(self.net_.module_.state_dict())
+        return state
+
+    def __setstate__(self, state):
+        digest = state.pop("_weights_digest", None)
+        super().__setstate__(state)
+        if digest is not None and not torch.equal(
+                digest, state_digest(self.net_.module_.state_dict())):
+            raise ValueError(
+                f"The weights of this pickled {type(self).__name__} do not match the "
+                "checksum saved with them: the file is damaged or was changed after it "
+                "was written. Load an intact copy.")
+
     def get_feature_names_out(self, input_features=None):
         """Names of the features of :meth:`transform`'s output.
 

@@ -6,6 +6,7 @@ features. Encoders and decoder see frames independently; only the topographic op
 plain VAE with ``t = z`` and a standard-normal prior.
 """
 
+import hashlib
 import math
 
 import torch
@@ -67,6 +68,38 @@ class GaussianEncoder(nn.Module):
         return mean, logvar.clamp(-_MAX_LOG_VAR, _MAX_LOG_VAR)
 
 
+_CHECKSUM = "checksum"
+
+
+def state_digest(state_dict, prefix=""):
+    """A 16-byte BLAKE2 digest of the tensors of ``state_dict`` under ``prefix``
+    (names, dtypes, shapes and bytes, in name order; the checksum itself left out)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for key in sorted(k for k in state_dict if k.startswith(prefix)):
+        if key == prefix + _CHECKSUM:
+            continue
+        tensor = state_dict[key].detach().cpu().contiguous()
+        digest.update(f"{key[len(prefix):]}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return torch.frombuffer(bytearray(digest.digest()), dtype=torch.uint8)
+
+
+def _add_checksum(module, state_dict, prefix, local_metadata):
+    state_dict[prefix + _CHECKSUM] = state_digest(state_dict, prefix)
+
+
+def _verify_checksum(state_dict, prefix):
+    """Check and remove the digest saved with a state dict (ones saved before it was
+    kept have none and load as before)."""
+    saved = state_dict.pop(prefix + _CHECKSUM, None)
+    if saved is not None and not torch.equal(saved.cpu(), state_digest(state_dict, prefix)):
+        raise ValueError(
+            "These parameters do not match the checksum saved with them: the file is "
+            "damaged or a weight was changed after saving. Load an intact copy (to load "
+            f"weights changed on purpose, delete the state dict's {_CHECKSUM!r} entry "
+            "first).")
+
+
 class TopographicVAEModule(nn.Module):
     """Encoders q(z|x), q(u|x), decoder p(x|t) and the map (z, u) -> t.
 
@@ -121,6 +154,9 @@ class TopographicVAEModule(nn.Module):
         # What the weights were trained with beyond their shapes, saved with them, so
         # that loading them into a model built otherwise is refused, not silently wrong.
         self.register_buffer("structure", torch.tensor(self._structure(), dtype=torch.float64))
+        # Every state dict carries a digest of its tensors, checked when it is loaded:
+        # a file with a changed or damaged weight is refused, not used.
+        self._register_state_dict_hook(_add_checksum)
 
     # (what the estimator calls it, the value) for each entry of ``structure``
     _STRUCTURE_NAMES = ("a topography (TopographicVAE, not VAE)", "coherence",
@@ -141,6 +177,7 @@ class TopographicVAEModule(nn.Module):
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         """Refuse weights saved from a model of another structure (torch would load
         them wherever the shapes agree); files saved before it was kept load as before."""
+        _verify_checksum(state_dict, prefix)
         key = prefix + "structure"
         if getattr(self, "structure", None) is None:  # a module pickled before it
             return super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

@@ -1,6 +1,10 @@
 """The skorch side: the loss, the net and a guard against diverging training."""
 
+import json
 import math
+import os
+import pickle
+import zipfile
 
 import torch
 from skorch import NeuralNet
@@ -17,6 +21,9 @@ class NegativeELBO(torch.nn.Module):
 
     def forward(self, log_likelihood, kl):
         return (kl - log_likelihood).mean()
+
+
+_SAME_AS_MODULE_ = "<sktvae: the same module as module_>"
 
 
 class TVAENet(NeuralNet):
@@ -40,6 +47,72 @@ class TVAENet(NeuralNet):
         except KeyboardInterrupt:
             self.interrupted_ = True
             raise
+
+
+    def __getstate__(self):
+        # The estimator hands skorch a module instance, so ``module`` and ``module_``
+        # are one object; skorch pickles ``module_`` apart from the rest, which would
+        # store the weights twice and unpickle them as two modules.
+        state = super().__getstate__()
+        if state.get("module") is self.__dict__.get("module_"):
+            state["module"] = _SAME_AS_MODULE_
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if isinstance(self.module, str) and self.module == _SAME_AS_MODULE_:
+            self.module = self.module_
+
+    def load_params(self, f_params=None, f_optimizer=None, f_criterion=None,
+                    f_history=None, checkpoint=None, use_safetensors=False, **kwargs):
+        """skorch's ``load_params``, with an error naming the file that cannot be read.
+
+        A file that is truncated, or not a torch file at all, is refused with a
+        ``ValueError`` naming it (torch says ``OSError: [Errno 22]`` or suggests
+        ``weights_only=False``). A parameters file whose weights no longer match the
+        checksum saved with them, or that was saved from a model built otherwise, is
+        refused by the module.
+        """
+        named = dict(f_params=f_params, f_optimizer=f_optimizer, f_criterion=f_criterion,
+                     f_history=f_history, **kwargs)
+        for name, f in named.items():
+            if isinstance(f, (str, os.PathLike)) and not use_safetensors:
+                _check_readable(name, f)
+        return super().load_params(f_params=f_params, f_optimizer=f_optimizer,
+                                   f_criterion=f_criterion, f_history=f_history,
+                                   checkpoint=checkpoint, use_safetensors=use_safetensors,
+                                   **kwargs)
+
+
+def _check_readable(name, path):
+    """Raise a ``ValueError`` naming ``path`` if it is not a whole torch (or, for the
+    history, JSON) file; a missing file raises ``FileNotFoundError`` as it would."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{name}={os.fspath(path)!r}: no such file.")
+    try:
+        if name == "f_history":
+            with open(path, encoding="utf-8") as f:
+                json.load(f)
+        else:  # mmap: the archive is opened and its entries read lazily
+            torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except pickle.UnpicklingError as error:
+        if "weights only" not in str(error).lower():
+            raise ValueError(_unreadable(name, path, error)) from error
+        # Not torch's advice to retry with weights_only=False: that would run the code.
+        found = [line.strip() for line in str(error).splitlines() if "GLOBAL" in line]
+        raise ValueError(
+            f"Refused {name}={os.fspath(path)!r}: it holds Python objects other than "
+            "tensors, which could run code when loaded. Load only files you saved "
+            f"yourself{f' ({found[0][:200]})' if found else ''}.") from error
+    except (RuntimeError, OSError, EOFError, zipfile.BadZipFile, UnicodeDecodeError,
+            json.JSONDecodeError) as error:
+        raise ValueError(_unreadable(name, path, error)) from error
+
+
+def _unreadable(name, path, error):
+    what = "a JSON history" if name == "f_history" else "a file written by torch.save"
+    return (f"Cannot read {name}={os.fspath(path)!r}: it is truncated, damaged or not "
+            f"{what} ({type(error).__name__}: {str(error).splitlines()[0][:200]}).")
 
 
 class AcceleratedTVAENet(AccelerateMixin, TVAENet):

@@ -7,10 +7,14 @@ downloads once (verified by SHA-256) when ``download_if_missing=True``.
 
 import gzip
 import hashlib
+import math
 import os
-import shutil
 import tempfile
+import time
+import urllib.error
 import urllib.request
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +22,8 @@ import torch
 from sklearn.datasets import get_data_home, load_digits
 from sklearn.utils import Bunch
 from torch.nn import functional as F
+
+from ._base import _is_int
 
 MNIST_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
 MNIST_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
@@ -52,11 +58,12 @@ def load_digits_images(size=8, *, padding=0, return_X_y=False):
     >>> digits.data.shape, digits.image_shape
     ((1797, 400), (20, 20))
     """
-    if not isinstance(size, int) or size < 1:
+    if not _is_int(size) or size < 1:
         raise ValueError(f"size must be a positive integer; got {size!r}.")
-    if not isinstance(padding, int) or padding < 0:
+    if not _is_int(padding) or padding < 0:
         raise ValueError(f"padding must be a non-negative integer; got {padding!r}.")
     digits = load_digits()
+    size, padding = int(size), int(padding)
     images = torch.from_numpy(digits.images.astype(np.float32) / 16.0)[:, None]
     if size != 8:
         images = F.interpolate(images, size=(size, size), mode="bilinear",
@@ -119,31 +126,77 @@ def fetch_mnist(data_home=None, path=None, *, download_if_missing=True, return_X
 
 def _read_mnist(path):
     if path.is_dir():
-        return {key: _read_idx(path, name) for key, name in _IDX_FILES.items()}
-    if not path.exists():
+        arrays = {key: _read_idx(path, name) for key, name in _IDX_FILES.items()}
+    elif not path.exists():
         raise FileNotFoundError(f"No MNIST file or folder at {path}.")
-    with np.load(path, allow_pickle=False) as data:
-        missing = set(_IDX_FILES) - set(data.files)
-        if missing:
-            raise ValueError(f"{path} lacks the arrays {sorted(missing)}; an MNIST .npz "
-                             "holds x_train, y_train, x_test and y_test.")
-        return {key: data[key] for key in _IDX_FILES}
+    else:
+        arrays = _read_npz(path)
+    for split in ("train", "test"):
+        images, labels = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+            raise ValueError(
+                f"{path}: x_{split} has shape {images.shape} and y_{split} {labels.shape}; "
+                f"MNIST needs images (n, height, width) and n labels (n,).")
+    return arrays
+
+
+def _read_npz(path):
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            missing = set(_IDX_FILES) - set(data.files)
+            if missing:
+                raise ValueError(f"{path} lacks the arrays {sorted(missing)}; an MNIST .npz "
+                                 "holds x_train, y_train, x_test and y_test.")
+            return {key: data[key] for key in _IDX_FILES}
+    except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as error:
+        raise ValueError(
+            f"Cannot read {path}: it is truncated, damaged or not an .npz file "
+            f"({type(error).__name__}: {error}). Delete it and fetch it again, or pass "
+            "path= to an intact copy.") from error
+
+
+# What each IDX file holds: labels are (n,), images (n, 28, 28).
+_IDX_DIMS = {name: 1 if name.endswith("labels-idx1-ubyte") else 3
+             for name in _IDX_FILES.values()}
+_MAX_IDX_BYTES = 2 ** 31  # 2 GiB: 40 times MNIST's training images
 
 
 def _read_idx(folder, name):
-    """One IDX file (the format MNIST is distributed in), plain or gzipped."""
+    """One IDX file (the format MNIST is distributed in), plain or gzipped.
+
+    The header is read and checked first; then exactly the bytes it announces, so a
+    small gzip that would expand to far more is refused without expanding it.
+    """
     for candidate, opener in ((folder / name, open), (folder / f"{name}.gz", gzip.open)):
         if candidate.exists():
-            with opener(candidate, "rb") as f:
-                raw = f.read()
             break
     else:
         raise FileNotFoundError(f"{folder} has no {name} or {name}.gz.")
-    if raw[:2] != b"\x00\x00" or raw[2] != 0x08:
-        raise ValueError(f"{name} is not an IDX file of unsigned bytes.")
-    ndim = raw[3]
-    shape = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
-    return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(shape)
+    try:
+        with opener(candidate, "rb") as f:
+            magic = f.read(4)
+            if len(magic) < 4 or magic[:3] != b"\x00\x00\x08" or magic[3] != _IDX_DIMS[name]:
+                raise ValueError(
+                    f"{candidate} is not an IDX file of {_IDX_DIMS[name]}-d unsigned "
+                    "bytes (its first bytes should be 00 00 08 "
+                    f"{_IDX_DIMS[name]:02x}).")
+            header = f.read(4 * magic[3])
+            shape = tuple(int.from_bytes(header[i:i + 4], "big")
+                          for i in range(0, len(header), 4))
+            size = math.prod(shape)
+            if len(header) < 4 * magic[3] or size > _MAX_IDX_BYTES:
+                raise ValueError(f"{candidate}: its header announces shape {shape}, "
+                                 "which is truncated or too large for MNIST.")
+            raw = f.read(size + 1)
+    except (OSError, EOFError, zlib.error) as error:  # gzip: bad or truncated stream
+        raise ValueError(f"Cannot read {candidate}: it is damaged or truncated "
+                         f"({type(error).__name__}: {error}).") from error
+    if len(raw) != size:
+        raise ValueError(
+            f"{candidate}: its header announces shape {shape} ({size} bytes), but it "
+            f"holds {'fewer' if len(raw) < size else 'more'}: it is truncated or "
+            "damaged.")
+    return np.frombuffer(raw, np.uint8).reshape(shape)
 
 
 def _sha256(path):
@@ -154,18 +207,43 @@ def _sha256(path):
     return digest.hexdigest()
 
 
-def _download(url, target, sha256):
-    """Download to a temporary file, verify its checksum, then move it into place."""
+def _download(url, target, sha256, *, deadline=600.0, max_bytes=64 * 2 ** 20):
+    """Download to a temporary file, verify its checksum, then move it into place.
+
+    ``deadline`` bounds the whole download in seconds (urllib's timeout bounds each
+    read only, so a server that trickles would never end); ``max_bytes`` bounds its
+    size. Whatever goes wrong, the partial file is removed and the error names the URL
+    and the way round it (``path=``).
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
     os.close(fd)
+    advice = (f"Download {url} yourself and pass path= to the file, or set data_home= "
+              "to a folder that holds sktvae_mnist/mnist.npz.")
     try:
-        with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as f:
-            shutil.copyfileobj(response, f)
+        start = time.monotonic()
+        try:
+            with urllib.request.urlopen(url, timeout=60) as response, \
+                    open(tmp, "wb") as f:
+                received = 0
+                while block := response.read(1 << 16):
+                    received += len(block)
+                    if received > max_bytes:
+                        raise OSError(f"Downloading {url} sent more than {max_bytes} "
+                                      f"bytes, more than MNIST holds. {advice}")
+                    if time.monotonic() - start > deadline:
+                        raise TimeoutError(
+                            f"Downloading {url} took more than {deadline:g} s "
+                            f"({received} bytes so far). {advice}")
+                    f.write(block)
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
+            if isinstance(error, TimeoutError) and url in str(error):
+                raise
+            raise OSError(f"Could not download {url} ({error}). {advice}") from error
         got = _sha256(tmp)
         if got != sha256:
             raise OSError(f"Checksum mismatch for {url}: expected {sha256}, got {got}. "
-                          "The file was discarded; try again or pass path= to a copy.")
+                          f"The file was discarded. {advice}")
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):

@@ -90,3 +90,134 @@ def test_fetch_mnist_without_download(tmp_path):
         fetch_mnist(data_home=tmp_path, download_if_missing=False)
     with pytest.raises(FileNotFoundError):
         fetch_mnist(path=tmp_path / "nothing.npz")
+
+
+def test_load_digits_images_takes_numpy_integers_and_refuses_bools():
+    assert load_digits_images(size=np.int64(8), padding=np.int32(1)).image_shape == (10, 10)
+    with pytest.raises(ValueError, match="size must be a positive integer"):
+        load_digits_images(size=True)
+
+
+def test_damaged_mnist_files_are_named(tiny_mnist, tmp_path):
+    path, arrays = tiny_mnist
+    raw = path.read_bytes()
+    for cut in (10, len(raw) // 2, len(raw) - 10):
+        broken = tmp_path / f"cut{cut}.npz"
+        broken.write_bytes(raw[:cut])
+        with pytest.raises(ValueError, match=f"Cannot read .*cut{cut}.npz: it is "
+                                             "truncated, damaged or not an .npz"):
+            fetch_mnist(path=broken)
+    short = tmp_path / "short.npz"
+    np.savez(short, **{**arrays, "y_train": arrays["y_train"][:3]})  # 5 images, 3 labels
+    with pytest.raises(ValueError, match=r"x_train has shape \(5, 28, 28\) and y_train "
+                                         r"\(3,\)"):
+        fetch_mnist(path=short)
+
+
+def _idx_folder(tmp_path, arrays, gz=True):
+    folder = tmp_path / "idx"
+    folder.mkdir(exist_ok=True)
+    for key, name in datasets._IDX_FILES.items():
+        _write_idx(folder / f"{name}.gz", arrays[key], gz=gz)
+    return folder
+
+
+def test_idx_files_are_read_no_further_than_their_header_says(tiny_mnist, tmp_path):
+    _, arrays = tiny_mnist
+    folder = _idx_folder(tmp_path, arrays)
+    images = folder / "train-images-idx3-ubyte.gz"
+    # A small gzip that expands to far more than its header announces (a "bomb").
+    header = bytes([0, 0, 8, 3]) + b"".join(int(s).to_bytes(4, "big") for s in (5, 28, 28))
+    with gzip.open(images, "wb", compresslevel=9) as f:
+        f.write(header + bytes(5 * 28 * 28))
+        for _ in range(100):  # 100 MiB of zeros, ~100 KB compressed
+            f.write(bytes(2 ** 20))
+    assert images.stat().st_size < 2 * 2 ** 20
+    opened = []
+    real_open = gzip.open
+
+    class Counting:
+        def __init__(self, f):
+            self.f, self.read_bytes = f, 0
+
+        def read(self, n=-1):
+            assert n >= 0, "an unbounded read"
+            data = self.f.read(n)
+            self.read_bytes += len(data)
+            return data
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+    def counting_open(*args, **kwargs):
+        opened.append(Counting(real_open(*args, **kwargs)))
+        return opened[-1]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(datasets.gzip, "open", counting_open)
+        with pytest.raises(ValueError, match=r"announces shape \(5, 28, 28\) \(3920 bytes\), "
+                                             "but it holds more"):
+            fetch_mnist(path=folder)
+    assert max(c.read_bytes for c in opened) <= 4000  # not 100 MiB
+    # A truncated file, a header of another kind, a gzip stream cut short:
+    _write_idx(images, arrays["x_train"][:4].reshape(-1)[:3000].reshape(1, 3000), gz=True)
+    with pytest.raises(ValueError, match="is not an IDX file of 3-d unsigned bytes"):
+        fetch_mnist(path=folder)
+    _write_idx(images, arrays["x_train"], gz=True)
+    whole = images.read_bytes()
+    images.write_bytes(whole[:len(whole) // 2])
+    with pytest.raises(ValueError, match="Cannot read .*train-images-idx3-ubyte.gz: it "
+                                         "is damaged or truncated"):
+        fetch_mnist(path=folder)
+    plain = folder / "train-images-idx3-ubyte"
+    images.unlink()
+    _write_idx(plain, arrays["x_train"], gz=False)
+    plain.write_bytes(plain.read_bytes()[:-5])
+    with pytest.raises(ValueError, match="holds fewer: it is truncated"):
+        fetch_mnist(path=folder)
+
+
+class _Trickle(io.RawIOBase):
+    """A server that sends a byte at a time, each read taking ``delay`` seconds (and,
+    so that a loader without a deadline ends too, stops after an hour's worth)."""
+
+    def __init__(self, clock, delay):
+        self.clock, self.delay = clock, delay
+
+    def read(self, n=-1):
+        self.clock[0] += self.delay
+        return b"x" if self.clock[0] < 3600 else b""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_a_download_has_a_deadline_and_leaves_nothing(tmp_path, monkeypatch):
+    clock = [0.0]
+    monkeypatch.setattr(datasets.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(datasets.urllib.request, "urlopen",
+                        lambda url, timeout: _Trickle(clock, delay=2.0))
+    home = tmp_path / "home"
+    with pytest.raises(TimeoutError, match=f"Downloading {datasets.MNIST_URL} took more "
+                                           "than 600 s.*pass path="):
+        fetch_mnist(data_home=home)
+    assert list((home / "sktvae_mnist").iterdir()) == []  # no .part file left
+
+
+def test_download_errors_name_the_url_and_path(tmp_path, monkeypatch):
+    import urllib.error
+
+    def refuse(url, timeout):
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(datasets.urllib.request, "urlopen", refuse)
+    with pytest.raises(OSError, match=f"Could not download {datasets.MNIST_URL} "
+                                      r"\(.*Name or service not known.*\).*path="):
+        fetch_mnist(data_home=tmp_path)
+    assert list((tmp_path / "sktvae_mnist").iterdir()) == []

@@ -413,6 +413,51 @@ def test_loading_refuses_another_structure_and_keeps_history_in_step(X, tmp_path
         c = tiny_tvae(max_epochs=0, **changed).fit(X)
         with pytest.raises(ValueError, match=f"saved from a model built otherwise: {name}"):
             c.net_.load_params(f_params=params)
-    old = {k: v for k, v in a.net_.module_.state_dict().items() if k != "structure"}
-    b.net_.module_.load_state_dict(old)  # a file saved before the structure was kept
+    old = {k: v for k, v in a.net_.module_.state_dict().items()
+           if k not in ("structure", "checksum")}
+    b.net_.module_.load_state_dict(old)  # a file saved before these were kept
     np.testing.assert_allclose(b.transform(X), a.transform(X))
+
+
+def test_damaged_or_changed_files_are_refused_by_name(X, tmp_path):
+    import joblib
+
+    est = tiny_tvae().fit(X)
+    params, history = tmp_path / "params.pt", tmp_path / "history.json"
+    est.net_.save_params(f_params=params, f_history=history)
+    raw = params.read_bytes()
+    for cut in (10, len(raw) // 2, len(raw) - 10):
+        params.with_name("cut.pt").write_bytes(raw[:cut])
+        with pytest.raises(ValueError, match=r"Cannot read f_params='.*cut.pt': it is "
+                                             "truncated, damaged or not a file written"):
+            est.net_.load_params(f_params=params.with_name("cut.pt"))
+    text = history.read_bytes()
+    history.with_name("cut.json").write_bytes(text[:len(text) // 2])
+    with pytest.raises(ValueError, match="Cannot read f_history=.*not a JSON history"):
+        est.net_.load_params(f_history=history.with_name("cut.json"))
+    # One weight overwritten: the checksum saved with the weights no longer matches.
+    state = torch.load(params, weights_only=True)
+    state["encoder_z.net.0.weight"][0, 0] += 0.5
+    torch.save(state, params.with_name("changed.pt"))
+    before = est.transform(X)
+    with pytest.raises(ValueError, match="do not match the checksum saved with them"):
+        est.net_.load_params(f_params=params.with_name("changed.pt"))
+    np.testing.assert_array_equal(est.transform(X), before)  # nothing was loaded
+    del state["checksum"]  # changed on purpose: loads
+    est.net_.module_.load_state_dict(state)
+    assert not np.allclose(est.transform(X), before)
+
+    # A pickle: the weights are stored once, and a flipped byte in them is refused.
+    est = tiny_tvae().fit(X)
+    path = tmp_path / "model.joblib"
+    joblib.dump(est, path)
+    loaded = joblib.load(path)
+    assert loaded.net_.module is loaded.net_.module_  # one module, as before pickling
+    np.testing.assert_array_equal(loaded.transform(X), est.transform(X))
+    weight = est.net_.module_.decoder[0].weight.detach().numpy()[0, :4].tobytes()
+    data = bytearray(path.read_bytes())
+    assert data.count(weight) == 1
+    data[data.index(weight)] ^= 0x40
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="pickled TopographicVAE do not match the checksum"):
+        joblib.load(path)
