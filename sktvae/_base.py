@@ -19,6 +19,8 @@ from sklearn.utils._param_validation import (HasMethods, Interval, InvalidParame
                                             StrOptions)
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
+from skorch.callbacks import Callback
+
 from ._model import layer_sizes, state_digest
 from ._sequences import frame_structure
 from ._net import AcceleratedTVAENet, NegativeELBO, StopOnNonFiniteLoss, TVAENet, discard
@@ -28,6 +30,19 @@ _OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
 # Inference works in chunks of about this many frames (decoded frames, for score_samples),
 # so its working memory stays bounded however many sequences are passed.
 _FRAMES_PER_CHUNK = 8192
+# What one call may return (and work with): 4 GiB of float32. Past it, an error that
+# says how much was asked, not an allocation failure deep inside torch.
+_MAX_OUTPUT_VALUES = 2 ** 30
+# Values of one latent tensor of a training batch (batch_size * S * n_latent); a step
+# holds about ten such tensors with their gradients.
+_MAX_BATCH_LATENT_VALUES = 2 ** 28
+
+
+def _check_output_size(n_values, what, advice):
+    if n_values > _MAX_OUTPUT_VALUES:
+        raise ValueError(
+            f"{what} would need {n_values * 4 / 2 ** 30:.1f} GiB of float32, more than "
+            f"the {_MAX_OUTPUT_VALUES * 4 // 2 ** 30} GiB one call returns. {advice}")
 
 
 def _get_rng_state(devices):
@@ -56,6 +71,38 @@ def _importance_noise(seed, samples, sequence_length, n_latent):
         generator.manual_seed(int(np.random.SeedSequence([seed, k]).generate_state(1)[0]))
         eps[:, i] = torch.randn(2, sequence_length, n_latent, generator=generator)
     return eps
+
+
+def _available_devices():
+    devices = ["cpu"]
+    devices += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if torch.backends.mps.is_available():
+        devices.append("mps")
+    return devices
+
+
+def _check_device(device):
+    """A ``ValueError`` naming the devices there are, for a device torch cannot use
+    here (a typo, ``"cuda"`` on a CPU-only build, ``"meta"``, which holds no data)."""
+    try:
+        parsed = torch.device(device)
+    except RuntimeError as error:
+        raise ValueError(f"device={device!r} is not a torch device; available here: "
+                         f"{', '.join(_available_devices())}.") from error
+    if parsed.type == "cpu":
+        return
+    backend = getattr(torch, parsed.type, None)
+    available = parsed.type != "meta" and backend is not None and bool(
+        getattr(backend, "is_available", lambda: False)())
+    if available and parsed.index is not None and hasattr(backend, "device_count"):
+        available = parsed.index < backend.device_count()
+    if parsed.type == "mps":
+        available = torch.backends.mps.is_available()
+    if not available:
+        raise ValueError(
+            f"device={device!r} cannot run here"
+            + (" (a meta tensor holds no data)" if parsed.type == "meta" else "")
+            + f"; available: {', '.join(_available_devices())}.")
 
 
 def _is_int(value):
@@ -137,6 +184,16 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
             raise TypeError(
                 "optimizer must be 'adam', 'adamw', 'sgd' or a torch.optim.Optimizer "
                 f"subclass; got {self.optimizer!r}.")
+        for i, callback in enumerate(self.callbacks or []):
+            named = isinstance(callback, tuple) and len(callback) == 2 \
+                and isinstance(callback[0], str)
+            if not isinstance(callback[1] if named else callback, Callback):
+                raise TypeError(
+                    f"callbacks[{i}] is {callback!r}: each callback must be a skorch "
+                    "Callback instance (e.g. skorch.callbacks.EarlyStopping()) or a "
+                    "(name, callback) pair.")
+        if self.accelerator is None:  # accelerate places the model itself
+            _check_device(self.device)
 
     # --- input handling -------------------------------------------------------------
     def _validate_X(self, X, reset):
@@ -370,6 +427,14 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
         n_params = sum(
             count * sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
             for count, sizes in ((self._n_encoders, encoder), (1, decoder)))
+        batch_latent = self.batch_size * self.sequence_length * self._n_latent
+        if batch_latent > _MAX_BATCH_LATENT_VALUES:
+            raise ValueError(
+                f"A training batch would hold {batch_latent:.3g} latent values per tensor "
+                f"(batch_size={self.batch_size} x sequence_length={self.sequence_length} "
+                f"x {self._n_latent} latent values per frame), more than "
+                f"{_MAX_BATCH_LATENT_VALUES:.3g}: a step would need tens of GiB. Use a "
+                "smaller batch_size or fewer latent dimensions.")
         if n_params > self._MAX_PARAMETERS:
             raise ValueError(
                 f"The model would have {n_params:.3g} parameters (frames of {n_features} "
@@ -419,6 +484,8 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
             capsule dimension).
         """
         X = self._validate_X(X, reset=False)
+        _check_output_size(X.shape[0] * self._n_features_out, f"transform of {len(X)} rows",
+                           "Transform fewer rows per call.")
         module, device = self.net_.module_, self._module_device
         out = np.empty((X.shape[0], self.sequence_length * self._n_latent), np.float32)
         with self._inference():
@@ -454,6 +521,8 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
         """Decoder means of latents ``(n, k, n_latent)`` as ``(n, k * n_features)``."""
         module, device = self.net_.module_, self._module_device
         n, k, _ = T.shape
+        _check_output_size(n * k * self.n_features_per_frame_,
+                           f"Decoding {n} rows of {k} frames", "Ask for fewer rows per call.")
         out = np.empty((n, k * self.n_features_per_frame_), np.float32)
         with self._inference():
             for rows in self._batches(n, k):
@@ -574,6 +643,11 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
         self._check_fitted()
         if not _is_int(n_samples) or n_samples < 1:
             raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
+        S = self.sequence_length
+        _check_output_size(
+            n_samples * S * (self.n_features_per_frame_ + 3 * self._n_latent),
+            f"sample({n_samples})", "Draw fewer sequences per call, e.g. in a loop with "
+            "a different random_state for each.")
         generator = torch.Generator().manual_seed(self._seed(random_state))
         shape = (n_samples, self.sequence_length, self._n_latent)
         z = torch.randn(shape, generator=generator)

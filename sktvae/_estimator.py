@@ -8,11 +8,10 @@ import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array
 
-from ._base import _BaseVAE, _is_int
+from ._base import _MAX_OUTPUT_VALUES, _BaseVAE, _is_int
 from ._model import TopographicVAEModule
 from ._topography import Topography
 
-_MAX_OUTPUT_VALUES = 2 ** 30  # 4 GiB of float32 a call: past it, an error, not a crash
 
 _TRAINING_DOC = """\
     likelihood : {"bernoulli", "gaussian"}, default="bernoulli"
@@ -324,12 +323,10 @@ class TopographicVAE(_BaseVAE):
                 f"axis must be a capsule axis, -1 or {len(shape) - 1} (cols)"
                 + (", -2 or 0 (rows)" if len(shape) == 2 else "")
                 + f" for capsule_dim={self.capsule_dim!r}; got {axis!r}.")
-        shift = np.broadcast_to(np.asarray(shift), (len(T),))
-        if not np.issubdtype(shift.dtype, np.integer):
-            raise TypeError(f"shift must be integers; got dtype {shift.dtype}.")
         axis = 2 + axis % len(shape)  # in (n, capsules, *shape)
         capsules = T.reshape(len(T), -1, *shape)
         D = capsules.shape[axis]
+        shift = _shifts(shift, len(T), D)
         index = (np.arange(D)[None, :] - shift[:, None]) % D  # (n, D)
         index = np.expand_dims(index, [a for a in range(1, capsules.ndim) if a != axis])
         return np.take_along_axis(capsules, index, axis=axis).reshape(T.shape)
@@ -389,6 +386,24 @@ class TopographicVAE(_BaseVAE):
                                     self.likelihood, topography,
                                     center_decoder_input=self.center_decoder_input,
                                     u_mean_init=self.u_mean_init)
+
+
+def _shifts(shift, n_rows, period):
+    """``shift`` (an int, or one per row) as int64 in ``[0, period)``: a roll is
+    periodic, so any integer (uint64, or past int64 as a Python int) is taken modulo
+    the capsule's length before it is cast."""
+    values = np.asarray(shift)
+    if values.ndim > 1 or (values.ndim == 1 and len(values) != n_rows):
+        raise ValueError(f"shift must be an int or one int per row of T ({n_rows}); got "
+                         f"shape {values.shape}.")
+    if values.dtype == object and all(_is_int(v) for v in values.flat):
+        values = np.asarray([int(v) % period for v in values.flat],
+                            np.int64).reshape(values.shape)
+    elif not np.issubdtype(values.dtype, np.integer):
+        raise TypeError(f"shift must be integers; got dtype {values.dtype}.")
+    else:
+        values = (values % period).astype(np.int64)
+    return np.broadcast_to(values, (n_rows,))
 
 
 class VAE(_BaseVAE):

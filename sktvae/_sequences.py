@@ -11,6 +11,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
+from scipy.sparse import issparse
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
@@ -274,13 +275,20 @@ class SequenceTransformer(TransformerMixin, BaseEstimator):
         """Rows as ``(n, C, H, W)`` float32 in the input's scale (uint8 and uint16 divided
         by their dtype's largest value)."""
         H, W = self.image_shape
+        if issparse(X):
+            raise TypeError("SequenceTransformer needs dense images (every pixel is "
+                            "resampled); pass X.toarray().")
         X = np.asarray(X) if not hasattr(X, "iloc") else X
         if getattr(X, "ndim", 2) == 3 and self.n_channels == 1:
             X = X.reshape(len(X), -1)
         elif getattr(X, "ndim", 2) == 4:
             if X.shape[1] != self.n_channels:
-                raise ValueError(f"X has {X.shape[1]} channels but n_channels="
-                                 f"{self.n_channels}.")
+                hint = (f" It looks channel-last (n, height, width, {self.n_channels}): "
+                        "pass np.moveaxis(X, -1, 1)."
+                        if X.shape[-1] == self.n_channels else "")
+                raise ValueError(f"X has shape {X.shape}: images must be (n, channels, "
+                                 f"height, width) with n_channels={self.n_channels} "
+                                 f"channels.{hint}")
             X = X.reshape(len(X), -1)
         scale = _integer_scale(X)
         X = validate_data(self, X, reset=reset, dtype=np.float32)

@@ -38,7 +38,7 @@ def _capsule_shape(estimator, capsule_shape, name="capsule_shape"):
     if capsule_shape is not None:
         shape = tuple(np.atleast_1d(np.asarray(capsule_shape)).tolist())
         if len(shape) not in (2, 3) or not all(
-                isinstance(v, int) and v >= 1 for v in shape):
+                _is_int(v) and v >= 1 for v in shape):
             raise ValueError(
                 f"{name} must be (n_capsules, capsule_dim) for rings or (n_capsules, "
                 f"rows, cols) for tori, positive ints; got {capsule_shape!r}.")
@@ -63,6 +63,27 @@ def _capsules(estimator, X, capsule_shape):
     shape = _capsule_shape(estimator, capsule_shape)
     T = estimator.transform(X)
     return T.reshape(len(T), estimator.sequence_length, *shape).astype(np.float64)
+
+
+def _checked(values, name):
+    """``values`` as float64, refused when empty or not finite (a diverged model's
+    latents, or a slice that selected nothing, would give NaN or a silent 0)."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        raise ValueError(f"{name} is empty (shape {values.shape}): pass at least one "
+                         "row.")
+    if not np.isfinite(values).all():
+        raise ValueError(f"{name} contains NaN or infinity: the measure would be "
+                         "meaningless. Check the model (did training diverge?) or the "
+                         "input.")
+    return values
+
+
+def _needs_time(S, what):
+    if S < 2:
+        raise ValueError(f"{what} compares frames of a sequence; with sequence_length="
+                         f"{S} there is nothing to compare. Use sequences of 2 or more "
+                         "frames.")
 
 
 def _capsule_axes(T):
@@ -107,6 +128,8 @@ def equivariance_error_from_latents(T, center=False):
     """
     T = np.asarray(T, dtype=np.float64)
     axes = _capsule_axes(T)
+    T = _checked(T, "T")
+    _needs_time(T.shape[1], "The equivariance error")
     if center:
         T = T - T.mean(axes, keepdims=True)
     norm = np.sqrt((T * T).sum(axes, keepdims=True))
@@ -320,7 +343,8 @@ def capsule_roll_correlation(estimator, X, shifts=None, *, capsule_shape=None):
     >>> -1 <= capsule_roll_correlation(tvae, X) <= 1
     True
     """
-    T = _capsules(estimator, X, capsule_shape)
+    _needs_time(estimator.sequence_length, "CapCorr")
+    T = _checked(_capsules(estimator, X, capsule_shape), "The latents of X")
     n, S = T.shape[:2]
     if shifts is None:
         shifts = np.broadcast_to(np.arange(S), (n, S))
@@ -360,6 +384,7 @@ def observed_rolls(T):
     """
     T = np.asarray(T)
     axes, D = _capsule_axes(T), T.shape[-1]
+    T = _checked(T, "T")
     # corr[n, l, c, r] = sum_d t_0[d] t_l[d + r], by FFT along the circular capsule axis
     # (summed over a torus's rows).
     f0 = np.fft.rfft(T[:, :1], axis=-1)
@@ -473,6 +498,7 @@ def selectivity_from_responses(T, y, target_type="auto"):
     if T.ndim != 2 or y.shape != (len(T),):
         raise ValueError(f"T must be (n_samples, n_units) and y (n_samples,); got "
                          f"{T.shape} and {y.shape}.")
+    T = _checked(T, "T")
     if _target_kind(y, target_type) == "continuous":
         y = y.astype(np.float64)
         if y.std() == 0:
@@ -575,6 +601,7 @@ def morans_i(maps, grid_shape):
         raise ValueError(f"maps must be (n_maps, n_units) with n_units the product of "
                          f"grid_shape=(n_capsules, ...units) {grid_shape}; got "
                          f"{maps.shape}.")
+    maps = _checked(maps, "maps")
     z = maps - maps.mean(1, keepdims=True)
     grid = z.reshape(len(z), *grid_shape)
     cross, n_pairs = np.zeros(len(z)), 0

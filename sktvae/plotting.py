@@ -215,7 +215,10 @@ def plot_training_curves(*estimators, labels=None, keys=("train_loss", "valid_lo
     1
     """
     plt = _pyplot()
-    labels = labels or [type(e).__name__ for e in estimators]
+    labels = [type(e).__name__ for e in estimators] if labels is None else list(labels)
+    if len(labels) != len(estimators):
+        raise ValueError(f"labels has {len(labels)} entries for {len(estimators)} "
+                         "estimators: give one label per estimator.")
     fig, ax = _figure_and_ax(plt, ax, (5, 3.5))
     for est, label in zip(estimators, labels):
         history = est.history_

@@ -8,6 +8,7 @@ import pytest
 import torch
 import scipy.sparse as sp
 from sklearn.exceptions import NotFittedError
+from skorch.callbacks import EpochTimer
 
 from conftest import tiny_tvae, tiny_vae
 from sktvae import SequenceTransformer
@@ -269,3 +270,82 @@ def test_frames_met_outside_fit_are_checked_too(X):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # torch warns when it wraps read-only memory
         assert tvae.predict_sequence(read_only).shape == (2, 24)
+
+
+@pytest.mark.parametrize("device, match", [
+    ("nonsense", "device='nonsense' is not a torch device; available here: cpu"),
+    ("meta", "device='meta' cannot run here \\(a meta tensor holds no data\\); "
+             "available: cpu"),
+    ("cuda:99", "device='cuda:99' cannot run here; available: cpu")])
+def test_devices_are_checked_when_fitting(X, device, match):
+    with pytest.raises(ValueError, match=match):
+        tiny_tvae(device=device).fit(X)
+
+
+def test_callbacks_must_be_callbacks(X):
+    with pytest.raises(TypeError, match=r"callbacks\[1\] is 1: each callback must be a "
+                                        "skorch Callback"):
+        tiny_tvae(callbacks=[("timer", EpochTimer()), 1]).fit(X)
+    assert len(tiny_tvae(callbacks=[("timer", EpochTimer())]).fit(X).history_) == 2
+
+
+def test_roll_shifts_are_checked_and_periodic(X):
+    tvae = tiny_tvae().fit(X)
+    T = tvae.transform(X)
+    with pytest.raises(ValueError, match=r"one int per row of T \(24\); got shape \(3,\)"):
+        tvae.roll(T, np.array([1, 2, 3]))
+    with pytest.raises(ValueError, match=r"got shape \(24, 2\)"):
+        tvae.roll(T, np.ones((24, 2), int))
+    with pytest.raises(TypeError, match="shift must be integers; got dtype bool"):
+        tvae.roll(T, True)
+    expected = tvae.roll(T, 3)
+    for same in (np.uint64(2 ** 64 - 1), 10 ** 30 + 3, -1, np.full(24, 2 ** 64 - 1,
+                                                                  np.uint64)):
+        np.testing.assert_array_equal(tvae.roll(T, same), expected)  # 3 modulo 4
+
+
+def test_outputs_and_batches_are_bounded(X):
+    tvae = tiny_tvae().fit(X)
+    with pytest.raises(ValueError, match=r"sample\(1000000000\) would need .* GiB"):
+        tvae.sample(10 ** 9)
+    with pytest.raises(ValueError, match="latent values per tensor"):
+        tiny_tvae(capsule_dim=10 ** 6, batch_size=32, sequence_length=18,
+                  temporal_window=2).fit(np.zeros((2, 18 * 6)))
+
+
+def test_sequence_transformer_explains_sparse_and_channel_last_input():
+    images = np.random.default_rng(0).random((3, 4, 4, 3))
+    seq = SequenceTransformer(sequence_length=2, image_shape=(4, 4), n_channels=3)
+    with pytest.raises(ValueError, match=r"channel-last .*np.moveaxis\(X, -1, 1\)"):
+        seq.fit(images)
+    seq.fit(np.moveaxis(images, -1, 1))
+    with pytest.raises(TypeError, match="dense images.*X.toarray()"):
+        SequenceTransformer(sequence_length=2, image_shape=(4, 4)).fit(
+            sp.csr_matrix(np.ones((3, 16))))
+
+
+def test_metrics_refuse_what_they_cannot_measure(X):
+    from sktvae import metrics
+
+    one = tiny_tvae(sequence_length=1, temporal_window=0).fit(X[:, :6])
+    for measure in (metrics.equivariance_error, metrics.capsule_roll_correlation):
+        with pytest.raises(ValueError, match="sequence_length=1 there is nothing"):
+            measure(one, X[:, :6])
+    bad = np.zeros((2, 4, 2, 4))
+    bad[0, 1, 0, 0] = np.nan
+    for measure in (metrics.equivariance_error_from_latents, metrics.observed_rolls):
+        with pytest.raises(ValueError, match="T contains NaN or infinity"):
+            measure(bad)
+        with pytest.raises(ValueError, match="T is empty"):
+            measure(np.zeros((0, 4, 2, 4)))
+    with pytest.raises(ValueError, match="T contains NaN"):
+        metrics.selectivity_from_responses(bad.reshape(8, 8), [0, 1] * 4)
+    with pytest.raises(ValueError, match="maps is empty"):
+        metrics.morans_i(np.zeros((0, 8)), (2, 4))
+    vae = tiny_vae().fit(X)
+    for shape in ((2.0, 2), (0, 4), (1, 2, 2, 1), "x"):
+        with pytest.raises(ValueError, match="capsule_shape must be .*positive ints"):
+            metrics.equivariance_error(vae, X, capsule_shape=shape)
+    with pytest.raises(ValueError, match=r"capsule_shape=\(3, 3\) does not cover the 4"):
+        metrics.equivariance_error(vae, X, capsule_shape=(3, 3))
+    assert metrics.equivariance_error(vae, X, capsule_shape=np.array([2, 2])) >= 0

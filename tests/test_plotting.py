@@ -29,3 +29,7 @@ def test_plots(X):
     assert [line.get_label() for line in ax.lines] == ["tvae train_loss", "vae train_loss"]
     np.testing.assert_allclose(ax.lines[0].get_ydata(), tvae.history_[:, "train_loss"])
     assert plot_training_curves(tvae, ax=ax).ax_ is ax and len(ax.lines) == 3
+    import pytest
+
+    with pytest.raises(ValueError, match="labels has 1 entries for 2 estimators"):
+        plot_training_curves(tvae, tvae, labels=["only one"])

@@ -100,7 +100,9 @@ def test_a_single_sequence_fits():
     (dict(u_mean_init=float("inf")), "u_mean_init"),
     (dict(temporal_window=-2), "temporal_window"),
     (dict(sequence_length=0), "sequence_length"),
-    (dict(n_capsules=10 ** 8, capsule_dim=4), "parameters.*hidden_layer_sizes"),
+    (dict(n_capsules=10 ** 8, capsule_dim=4), "latent values per tensor.*batch_size=8"),
+    (dict(n_capsules=10 ** 6, capsule_dim=4, batch_size=1, hidden_layer_sizes=(512,)),
+     "parameters.*hidden_layer_sizes"),
     (dict(hidden_layer_sizes=(10 ** 6, 10 ** 6)), "parameters"),
     (dict(device=3), "device"),
 ])
