@@ -5,15 +5,25 @@ Topographic VAE against a plain VAE
 Both models get the same encoder, decoder, data and training budget. The TVAE's
 capsules are far more equivariant (lower equivariance error, higher roll-prediction
 accuracy); both are compared on the same held-out likelihood.
+
+*Budget: the 1 797 embedded digits as rotation sequences of 12 frames, 15 epochs for
+each model; about 35 seconds on 2 CPU cores.*
 """
+
+import os
 
 import matplotlib.pyplot as plt
 
-from _settings import EPOCHS, N_IMAGES
 from sktvae import VAE, SequenceTransformer, TopographicVAE
 from sktvae.datasets import load_digits_images
 from sktvae.metrics import equivariance_error, roll_prediction_accuracy
 from sktvae.plotting import plot_training_curves
+
+# SKTVAE_EXAMPLES_FAST=1 shrinks the budget to a smoke test (80 digits, a fifteenth of
+# the epochs), as the test suite runs it: too little for the effect to show.
+FAST = os.environ.get("SKTVAE_EXAMPLES_FAST", "0") not in ("", "0")
+N_IMAGES = 80 if FAST else None  # None: all 1797 digits
+EPOCHS = 1 if FAST else 15
 
 S = 12
 X, _ = load_digits_images(size=12, padding=2, return_X_y=True)

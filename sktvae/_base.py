@@ -7,12 +7,16 @@ net (``net_``) -> module -> ``NegativeELBO``. Subclasses only say which module t
 (``_build_module``) and how to name the latent features (``_latent_feature_names``).
 """
 
+from __future__ import annotations
+
 import math
 from abc import abstractmethod
+from typing import TYPE_CHECKING
 from numbers import Integral, Real
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike, NDArray
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import (HasMethods, Interval, InvalidParameterError,
@@ -71,6 +75,10 @@ def _importance_noise(seed, samples, sequence_length, n_latent):
         generator.manual_seed(int(np.random.SeedSequence([seed, k]).generate_state(1)[0]))
         eps[:, i] = torch.randn(2, sequence_length, n_latent, generator=generator)
     return eps
+
+
+if TYPE_CHECKING:  # typing.Self is Python 3.11+
+    from typing_extensions import Self
 
 
 def _available_devices():
@@ -303,7 +311,7 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
             iterator_train__shuffle=True, train_split=self.train_split,
             callbacks=callbacks, device=device, verbose=self.verbose, **extra)
 
-    def fit(self, X, y=None):
+    def fit(self, X: ArrayLike, y: None = None) -> Self:
         """Fit the model to sequences ``X`` by maximising the ELBO.
 
         Parameters
@@ -334,7 +342,7 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
         X = self._validate_X(X, reset=first_fit)
         return self._train(X, epochs=self.max_epochs, initialize=first_fit)
 
-    def partial_fit(self, X, y=None):
+    def partial_fit(self, X: ArrayLike, y: None = None) -> Self:
         """Train for one epoch on ``X``, initialising the model on the first call.
 
         Each call takes ``random_state``'s stream up where the last one left it, so
@@ -466,7 +474,7 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
         self.net_.module_.eval()
         return torch.inference_mode()
 
-    def transform(self, X):
+    def transform(self, X: ArrayLike) -> NDArray[np.float32]:
         """The latent ``t`` of every frame from the posterior (deterministic).
 
         ``z`` is taken at its posterior mean and ``u^2`` at its posterior expectation
@@ -493,7 +501,7 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
                 out[rows] = module.latent_mean(X[rows].to(device)).flatten(1).cpu().numpy()
         return out
 
-    def inverse_transform(self, X):
+    def inverse_transform(self, X: ArrayLike) -> NDArray[np.float32]:
         """Decode latents: the decoder's mean ``E[x | t]`` for every frame.
 
         Parameters
@@ -553,7 +561,7 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
                 out[rows] = t.cpu().numpy()
         return out
 
-    def score_samples(self, X):
+    def score_samples(self, X: ArrayLike) -> NDArray[np.float64]:
         """Importance-sampled log-likelihood log p(x) of each whole sequence, in nats.
 
         The estimate is ``log (1/K) sum_k w_k`` with ``K = n_importance_samples`` joint
@@ -607,7 +615,7 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
                 out[rows] = log_px.cpu().numpy()
         return out
 
-    def score(self, X, y=None):
+    def score(self, X: ArrayLike, y: None = None) -> float:
         """Mean importance-sampled log-likelihood of the sequences in ``X``.
 
         Parameters
@@ -625,7 +633,9 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
         """
         return float(np.mean(self.score_samples(X)))
 
-    def sample(self, n_samples=1, random_state=None):
+    def sample(self, n_samples: int = 1,
+               random_state: int | np.random.RandomState | None = None
+               ) -> NDArray[np.float32]:
         """Generate sequences from the prior: the decoder's mean for prior latents.
 
         Parameters
@@ -675,7 +685,7 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
                 "checksum saved with them: the file is damaged or was changed after it "
                 "was written. Load an intact copy.")
 
-    def get_feature_names_out(self, input_features=None):
+    def get_feature_names_out(self, input_features: None = None) -> NDArray[np.object_]:
         """Names of the features of :meth:`transform`'s output.
 
         Parameters

@@ -1,10 +1,13 @@
 """The public estimators: ``TopographicVAE`` and its plain-VAE baseline ``VAE``."""
 
+from __future__ import annotations
+
 import math
 from numbers import Integral, Real
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike, NDArray
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array
 
@@ -279,7 +282,7 @@ class TopographicVAE(_BaseVAE):
         return [f"capsule{c}_r{i}_c{j}" for c in range(self.n_capsules)
                 for i in range(shape[0]) for j in range(shape[1])]
 
-    def roll(self, T, shift, axis=-1):
+    def roll(self, T: ArrayLike, shift: int | ArrayLike, axis: int = -1) -> NDArray:
         """Roll every capsule of latents ``T`` by ``shift`` units.
 
         With shifting coherence a transformation of the input by one step of its cycle
@@ -331,7 +334,8 @@ class TopographicVAE(_BaseVAE):
         index = np.expand_dims(index, [a for a in range(1, capsules.ndim) if a != axis])
         return np.take_along_axis(capsules, index, axis=axis).reshape(T.shape)
 
-    def predict_sequence(self, X_first_frames, n_steps=None):
+    def predict_sequence(self, X_first_frames: ArrayLike, n_steps: int | None = None
+                         ) -> NDArray[np.float32]:
         """Encode single frames and decode their future by rolling the capsules.
 
         Each frame is encoded on its own (the ``u`` of its unseen neighbours is taken

@@ -5,12 +5,15 @@ images: one 3x3 inverse homography per frame (rotation, scale and perspective co
 one ``grid_sample``, and for colour one 3x3 hue matrix per frame. No per-image loop.
 """
 
+from __future__ import annotations
+
 import math
 import re
 from numbers import Integral, Real
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike, NDArray
 from scipy.sparse import issparse
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_random_state
@@ -110,7 +113,7 @@ class SequenceArray(np.ndarray):
 _FEATURE_NAME = re.compile(r"frame(\d+)_ch(\d+)_y(\d+)_x(\d+)")
 
 
-def frame_structure(X):
+def frame_structure(X: object) -> tuple[int, tuple[int, ...]] | None:
     """``(sequence_length, frame_shape)`` that ``X`` says it has, or ``None``.
 
     Read from a :class:`SequenceArray`, or from the column names that
@@ -307,7 +310,7 @@ class SequenceTransformer(TransformerMixin, BaseEstimator):
         return torch.from_numpy(np.ascontiguousarray(X)).view(len(X), self.n_channels, H, W)
 
     # --- the sklearn API ----------------------------------------------------------------
-    def fit(self, X, y=None):
+    def fit(self, X: ArrayLike, y: None = None) -> SequenceTransformer:
         """Check the parameters and record the number of input features.
 
         Parameters
@@ -328,7 +331,7 @@ class SequenceTransformer(TransformerMixin, BaseEstimator):
         self.n_out_channels_ = 3 if self.color is not None else self.n_channels
         return self
 
-    def transform(self, X):
+    def transform(self, X: ArrayLike) -> SequenceArray:
         """Build one sequence of ``sequence_length`` transformed frames per image.
 
         Parameters
@@ -455,7 +458,7 @@ class SequenceTransformer(TransformerMixin, BaseEstimator):
             src_x, src_y = src_x / w, src_y / w
         return torch.stack([src_x, src_y], dim=-1)
 
-    def get_feature_names_out(self, input_features=None):
+    def get_feature_names_out(self, input_features: None = None) -> NDArray[np.object_]:
         """Output feature names: ``frame{l}_ch{c}_y{y}_x{x}``.
 
         Parameters

@@ -5,6 +5,8 @@ with scikit-learn, and ``fetch_mnist`` reads a local file, then its cache, and o
 downloads once (verified by SHA-256) when ``download_if_missing=True``.
 """
 
+from __future__ import annotations
+
 import gzip
 import hashlib
 import math
@@ -19,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from numpy.typing import NDArray
 from sklearn.datasets import get_data_home, load_digits
 from sklearn.utils import Bunch
 from torch.nn import functional as F
@@ -31,7 +34,8 @@ _IDX_FILES = {"x_train": "train-images-idx3-ubyte", "y_train": "train-labels-idx
               "x_test": "t10k-images-idx3-ubyte", "y_test": "t10k-labels-idx1-ubyte"}
 
 
-def load_digits_images(size=8, *, padding=0, return_X_y=False):
+def load_digits_images(size: int = 8, *, padding: int = 0, return_X_y: bool = False
+                       ) -> Bunch | tuple[NDArray[np.float32], NDArray[np.int64]]:
     """scikit-learn's 8x8 handwritten digits as images in [0, 1], optionally resized.
 
     Parameters
@@ -76,7 +80,9 @@ def load_digits_images(size=8, *, padding=0, return_X_y=False):
     return Bunch(data=data, target=digits.target, image_shape=(side, side))
 
 
-def fetch_mnist(data_home=None, path=None, *, download_if_missing=True, return_X_y=False):
+def fetch_mnist(data_home: str | os.PathLike | None = None,
+                path: str | os.PathLike | None = None, *, download_if_missing: bool = True,
+                return_X_y: bool = False) -> Bunch | tuple[NDArray[np.uint8], ...]:
     """MNIST from a local file, the cache, or (once, checksum-verified) the network.
 
     Parameters

@@ -1,6 +1,7 @@
 """Quick start: rotating digits, a TVAE and a VAE with the same budget, and capsule rolls.
 
-Run ``python -m sktvae.demo`` (under a minute on 2 CPU cores). It builds rotation
+Run ``python -m sktvae.demo`` (about a minute on 2 CPU cores; ``--help`` lists the
+options). It builds rotation
 sequences from scikit-learn's embedded digits, fits a ``TopographicVAE`` and a ``VAE``
 with the same budget, prints held-out log-likelihood and equivariance measures for both,
 and writes a figure of capsule rolls (``--out``, default ``capsule_rolls.png``).
@@ -31,10 +32,11 @@ def _build_data(n_images=None, random_state=0):
     return X_seq[:-n_test], X_seq[-n_test:]
 
 
-def _make_models(max_epochs, random_state=0):
+def _make_models(max_epochs, random_state=0, device="cpu", verbose=0):
     """The demo's TVAE and a VAE with the same encoder, decoder and training budget."""
     S = SEQUENCE_LENGTH
-    common = dict(sequence_length=S, max_epochs=max_epochs, random_state=random_state)
+    common = dict(sequence_length=S, max_epochs=max_epochs, random_state=random_state,
+                  device=device, verbose=verbose)
     return {"TVAE": TopographicVAE(n_capsules=S, capsule_dim=S, **common),
             "VAE": VAE(n_components=S * S, **common)}
 
@@ -55,7 +57,8 @@ def main(argv=None):
     Parameters
     ----------
     argv : list of str, default=None
-        ``--epochs N``, ``--fast`` (tiny data, seconds) and ``--out PATH``.
+        ``--epochs N``, ``--fast`` (tiny data, seconds), ``--seed N``, ``--device
+        DEVICE``, ``--quiet`` (no per-epoch log) and ``--out PATH``.
 
     Returns
     -------
@@ -77,14 +80,22 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=None,
                         help="training epochs (default 15, or 1 with --fast)")
     parser.add_argument("--fast", action="store_true", help="tiny data, seconds")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the data and the models (default 0)")
+    parser.add_argument("--device", default="cpu", help='e.g. "cuda" (default "cpu")')
+    parser.add_argument("--quiet", action="store_true", help="no per-epoch log")
     parser.add_argument("--out", default="capsule_rolls.png", help="figure path")
     args = parser.parse_args(argv)
     epochs = args.epochs or (1 if args.fast else 15)
-    X_train, X_test = _build_data(n_images=60 if args.fast else None)
+    X_train, X_test = _build_data(n_images=60 if args.fast else None,
+                                  random_state=args.seed)
     print(f"{len(X_train)} training and {len(X_test)} test sequences of "
           f"{SEQUENCE_LENGTH} rotated 16x16 digits; {epochs} epochs each.")
-    results, models = {}, _make_models(epochs)
+    results = {}
+    models = _make_models(epochs, random_state=args.seed, device=args.device,
+                          verbose=0 if args.quiet else 1)
     for name, est in models.items():
+        print(f"\nFitting the {name} (skorch's log: the negative ELBO per sequence)")
         start = time.perf_counter()
         est.fit(X_train)
         results[name] = _evaluate(est, X_test)

@@ -22,13 +22,17 @@ And for topographic maps, on i.i.d. data with labels ``y``:
   are, since W's smoothing alone makes maps of t smooth.
 """
 
+from __future__ import annotations
+
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike, NDArray
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import _is_int
+from ._base import _BaseVAE, _is_int
 
 
 def _capsule_shape(estimator, capsule_shape, name="capsule_shape"):
@@ -95,7 +99,7 @@ def _capsule_axes(T):
     return tuple(range(3, T.ndim))
 
 
-def equivariance_error_from_latents(T, center=False):
+def equivariance_error_from_latents(T: ArrayLike, center: bool = False) -> float:
     """E_eq of latents ``T`` of shape ``(n_sequences, S, n_capsules, capsule_dim)``.
 
     Every capsule is normalised to unit L2 norm (after removing its mean over its
@@ -142,7 +146,8 @@ def equivariance_error_from_latents(T, center=False):
     return float(total.mean())
 
 
-def equivariance_error(estimator, X, *, center=False, capsule_shape=None):
+def equivariance_error(estimator: _BaseVAE, X: ArrayLike, *, center: bool = False,
+                       capsule_shape: tuple[int, ...] | None = None) -> float:
     """The paper's equivariance error E_eq of a fitted estimator on sequences ``X``.
 
     Parameters
@@ -179,7 +184,8 @@ def equivariance_error(estimator, X, *, center=False, capsule_shape=None):
     return equivariance_error_from_latents(_capsules(estimator, X, capsule_shape), center)
 
 
-def make_equivariance_scorer(*, center=True, capsule_shape=None):
+def make_equivariance_scorer(*, center: bool = True,
+                             capsule_shape: tuple[int, ...] | None = None) -> Callable:
     """A scorer for ``GridSearchCV(scoring=...)``: minus the equivariance error.
 
     Parameters
@@ -214,8 +220,9 @@ def _frames(estimator, X):
     return estimator._validate_X(X, reset=False).float().numpy()
 
 
-def roll_prediction_accuracy(estimator, X, *, tolerance=1, capsule_shape=None,
-                             by_shift=False):
+def roll_prediction_accuracy(estimator: _BaseVAE, X: ArrayLike, *, tolerance: int = 1,
+                             capsule_shape: tuple[int, ...] | None = None,
+                             by_shift: bool = False) -> float | NDArray[np.float64]:
     """Fraction of capsule rolls of frame 0 that decode to the right later frame.
 
     Frame 0 of each sequence is encoded on its own; its capsules are rolled by
@@ -306,7 +313,8 @@ def _cycle_hits(nearest, targets, S, tolerance=1):
     return np.minimum(distance, S - distance) <= tolerance
 
 
-def capsule_roll_correlation(estimator, X, shifts=None, *, capsule_shape=None):
+def capsule_roll_correlation(estimator: _BaseVAE, X: ArrayLike, shifts: ArrayLike | None = None,
+                             *, capsule_shape: tuple[int, ...] | None = None) -> float:
     """The paper's CapCorr: correlation of true shifts with the rolls seen in capsules.
 
     For every frame ``l`` the observed roll of each capsule is the ``r`` that maximises
@@ -358,7 +366,7 @@ def capsule_roll_correlation(estimator, X, shifts=None, *, capsule_shape=None):
     return float(np.corrcoef(true, observed)[0, 1])
 
 
-def observed_rolls(T):
+def observed_rolls(T: ArrayLike) -> NDArray[np.int64]:
     """Roll of every frame relative to frame 0, the mode over its capsules.
 
     Parameters
@@ -463,7 +471,8 @@ def _target_kind(y, target_type):
     raise ValueError(f"y must be class labels or a continuous target; got a {kind} y.")
 
 
-def selectivity_from_responses(T, y, target_type="auto"):
+def selectivity_from_responses(T: ArrayLike, y: ArrayLike, target_type: str = "auto"
+                               ) -> NDArray[np.float64]:
     """Each unit's selectivity for each class of ``y``, from responses ``T``.
 
     Parameters
@@ -521,7 +530,8 @@ def selectivity_from_responses(T, y, target_type="auto"):
     return d_prime
 
 
-def class_selectivity(estimator, X, y, *, target_type="auto"):
+def class_selectivity(estimator: _BaseVAE, X: ArrayLike, y: ArrayLike, *,
+                      target_type: str = "auto") -> NDArray[np.float64]:
     """How selective each latent unit is for each class: the maps of Figure 3.
 
     Each frame of ``X`` is one sample (with its sequence's label). A unit's response is
@@ -565,7 +575,7 @@ def class_selectivity(estimator, X, y, *, target_type="auto"):
     return selectivity_from_responses(T, y, target_type)
 
 
-def morans_i(maps, grid_shape):
+def morans_i(maps: ArrayLike, grid_shape: tuple[int, ...]) -> NDArray[np.float64]:
     """Moran's I of maps on a grid of rings or tori: how alike neighbouring units are.
 
     Neighbours are the adjacent units within a capsule, circularly: two on a ring, four
@@ -615,7 +625,9 @@ def morans_i(maps, grid_shape):
         return z.shape[1] / n_pairs * cross / (z * z).sum(1)
 
 
-def topographic_organization(estimator, X, y, *, grid_shape=None, target_type="auto"):
+def topographic_organization(estimator: _BaseVAE, X: ArrayLike, y: ArrayLike, *,
+                             grid_shape: tuple[int, ...] | None = None,
+                             target_type: str = "auto") -> float:
     """Moran's I of the selectivity maps on the latent's grid, averaged over classes.
 
     About 1 when neighbouring units on the capsules' rings or tori prefer the same
@@ -662,7 +674,9 @@ def topographic_organization(estimator, X, y, *, grid_shape=None, target_type="a
     return float(np.nanmean(morans_i(maps, grid)))
 
 
-def selectivity_summary(estimator, X, y, *, threshold=0.85, grid_shape=None):
+def selectivity_summary(estimator: _BaseVAE, X: ArrayLike, y: ArrayLike, *,
+                        threshold: float = 0.85,
+                        grid_shape: tuple[int, ...] | None = None) -> dict:
     """The organisation of a topographic map in figures: smooth, selective, distinct.
 
     Parameters

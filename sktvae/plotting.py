@@ -6,11 +6,18 @@ returns a :class:`Display`, as scikit-learn's ``*Display.from_estimator`` do: it
 draws one panel takes ``ax=`` to draw into an existing axes.
 """
 
+from __future__ import annotations
+
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from ._base import _is_int
+from ._base import _BaseVAE, _is_int
+
+if TYPE_CHECKING:  # matplotlib is imported only when a plot is drawn
+    from matplotlib.axes import Axes
 
 
 class Display:
@@ -63,8 +70,9 @@ def _as_images(frames, image_shape, n_channels):
     return np.moveaxis(images, -3, -1)
 
 
-def plot_capsule_roll(estimator, X, image_shape, *, n_channels=1, n_sequences=3,
-                      n_steps=None):
+def plot_capsule_roll(estimator: _BaseVAE, X: ArrayLike, image_shape: tuple[int, int], *,
+                      n_channels: int = 1, n_sequences: int = 3,
+                      n_steps: int | None = None) -> Display:
     """Capsule traversals beside the true sequences.
 
     For each sequence: the true frames, then the frames decoded after encoding frame 0
@@ -130,7 +138,8 @@ def plot_capsule_roll(estimator, X, image_shape, *, n_channels=1, n_sequences=3,
     return Display(fig, axes, predicted=predicted)
 
 
-def plot_topographic_map(estimator, X, *, sequence=0, center=True):
+def plot_topographic_map(estimator: _BaseVAE, X: ArrayLike, *, sequence: int = 0,
+                         center: bool = True) -> Display:
     """The capsules of every frame of one sequence as images, one panel per frame.
 
     Each panel shows ``t`` as an ``(n_capsules, capsule_dim)`` array (tori stacked:
@@ -184,8 +193,9 @@ def plot_topographic_map(estimator, X, *, sequence=0, center=True):
     return Display(fig, axes[0], latents=T)
 
 
-def plot_training_curves(*estimators, labels=None, keys=("train_loss", "valid_loss"),
-                         ax=None):
+def plot_training_curves(*estimators: _BaseVAE, labels: list[str] | None = None,
+                         keys: tuple[str, ...] = ("train_loss", "valid_loss"),
+                         ax: Axes | None = None) -> Display:
     """Losses per epoch from skorch's history of one or more fitted estimators.
 
     Parameters
@@ -225,7 +235,9 @@ def plot_training_curves(*estimators, labels=None, keys=("train_loss", "valid_lo
         epochs = history[:, "epoch"]
         for key in keys:
             if all(key in row for row in history):
-                ax.plot(epochs, history[:, key], label=f"{label} {key}")
+                # markers while epochs are few: a one-epoch curve is a single point
+                ax.plot(epochs, history[:, key], label=f"{label} {key}",
+                        marker="o" if len(epochs) <= 30 else None, markersize=3)
     ax.set_xlabel("epoch")
     ax.set_ylabel("negative ELBO per sequence (nats)")
     ax.legend()
@@ -234,8 +246,8 @@ def plot_training_curves(*estimators, labels=None, keys=("train_loss", "valid_lo
 
 # --- topographic maps -------------------------------------------------------------
 def _figure_and_ax(plt, ax, figsize):
-    if ax is None:
-        return plt.subplots(figsize=figsize)
+    if ax is None:  # constrained layout: axis labels are never clipped
+        return plt.subplots(figsize=figsize, layout="constrained")
     return ax.figure, ax
 
 
@@ -282,8 +294,11 @@ def _show_mosaic(plt, ax, mosaic, title, n_channels):
     return fig, ax
 
 
-def plot_class_selectivity(estimator, X, y, *, threshold=0.85, grid_shape=None,
-                           class_names=None, ax=None):
+def plot_class_selectivity(estimator: _BaseVAE, X: ArrayLike, y: ArrayLike, *,
+                           threshold: float = 0.85,
+                           grid_shape: tuple[int, ...] | None = None,
+                           class_names: list[str] | None = None,
+                           ax: Axes | None = None) -> Display:
     """Per-class selectivity maps and the map of preferred classes (Figure 3).
 
     For each class, the d' of every unit (:func:`sktvae.metrics.class_selectivity`)
@@ -382,8 +397,10 @@ def _draw_preferred(plt, ax, preferred, names, threshold):
                   fontsize=7, frameon=False)
 
 
-def plot_max_activating(estimator, X, image_shape=None, *, n_channels=1,
-                        grid_shape=None, ax=None):
+def plot_max_activating(estimator: _BaseVAE, X: ArrayLike,
+                        image_shape: tuple[int, int] | None = None, *, n_channels: int = 1,
+                        grid_shape: tuple[int, ...] | None = None,
+                        ax: Axes | None = None) -> Display:
     """For each latent unit, the input frame that activates it most, on the grid.
 
     A unit's activation is as in :func:`sktvae.metrics.class_selectivity` (a TVAE's
@@ -435,8 +452,10 @@ def plot_max_activating(estimator, X, image_shape=None, *, n_channels=1,
     return Display(fig, ax, indices=indices)
 
 
-def plot_samples(estimator, n_samples=16, image_shape=None, *, n_channels=1,
-                 random_state=None, ax=None):
+def plot_samples(estimator: _BaseVAE, n_samples: int = 16,
+                 image_shape: tuple[int, int] | None = None, *, n_channels: int = 1,
+                 random_state: int | np.random.RandomState | None = None,
+                 ax: Axes | None = None) -> Display:
     """Samples from the prior, decoded, as one grid of images.
 
     Parameters

@@ -15,8 +15,6 @@ EXAMPLES = Path(__file__).parents[1] / "examples"
 @pytest.mark.parametrize("script", sorted(p.name for p in EXAMPLES.glob("plot_*.py")))
 def test_example_runs(script, monkeypatch, capsys):
     monkeypatch.setenv("SKTVAE_EXAMPLES_FAST", "1")
-    monkeypatch.syspath_prepend(str(EXAMPLES))
-    sys.modules.pop("_settings", None)
     runpy.run_path(str(EXAMPLES / script), run_name="__main__")
     assert capsys.readouterr().out  # each example reports what it measured
 

@@ -12,3 +12,35 @@ def test_readme_quick_start_runs():
     exec(compile(blocks[0], "README.md", "exec"), namespace)
     assert namespace["T"].shape == (200, 8 * 8 * 8)
     assert namespace["X_new"].shape == (4, 8 * 64)
+
+
+def test_readme_commands_are_what_ci_runs():
+    """After torch, one install line sets up the quick start and the tests; the test
+    command is the one CI runs, and the extras it installs hold what both need."""
+    import tomllib
+
+    root = Path(__file__).parents[1]
+    text = (root / "README.md").read_text()
+    block = re.search(r"## Install and check.*?```bash\n(.*?)```", text, flags=re.S)
+    commands = [line.split("#")[0].strip() for line in block.group(1).splitlines()]
+    install, demo, tests = [c for c in commands if c]
+    extras = re.fullmatch(r'pip install -e "\.\[([a-z,]+)\]"', install).group(1).split(",")
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    needed = " ".join(sum((project["optional-dependencies"][e] for e in extras), []))
+    for package in ("pytest", "matplotlib", "hypothesis", "pandas"):
+        assert package in needed, f"{install} does not install {package}"
+    assert demo == "python -m sktvae.demo"
+    ci = (root / ".ci" / "run").read_text()
+    assert tests in ci.splitlines() and "torch==" in ci
+
+
+def test_the_landing_page_example_runs():
+    """The docs' front-page example, cut to one epoch."""
+    text = (Path(__file__).parents[1] / "docs" / "index.rst").read_text()
+    code = re.search(r"code-block:: python\n\n(.*?)\n\n\.\. toctree", text, re.S).group(1)
+    code = "\n".join(line[4:] for line in code.splitlines())
+    assert "max_epochs=15" in code
+    namespace = {}
+    exec(compile(code.replace("max_epochs=15", "max_epochs=1"), "index.rst", "exec"),
+         namespace)
+    assert namespace["X_seq"].shape == (100, 12 * 16 * 16)
