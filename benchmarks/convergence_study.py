@@ -28,7 +28,7 @@ The header gives the same spectrum for the pixels of the test sequences along th
 cycle (rotating MNIST digits vary more in harmonic 2 than in 1).
 A pattern of period ``capsule_dim / 2`` (harmonic 2) looks the same after a roll by
 half the cycle, so a model whose power is there cannot tell frames half a cycle apart:
-roll accuracy 0.5 (``u_mean_init`` in benchmarks/README.md). For a TVAE also where
+roll accuracy 0.5 (``u_mean_init`` in docs/learned.rst). For a TVAE also where
 the rolls of frame 0 land (``roll_outcomes``: within a step of frame k, on frame k, or
 ``unmoved`` near frame 0 - a roll that does nothing still scores on rolls of one step),
 for frame 0 encoded alone and for its latent taken from its whole sequence (what the
@@ -58,7 +58,7 @@ besides:
     python benchmarks/convergence_study.py '{"n_train": 2000, "max_epochs": 20,
         "temporal_window": 2, "families": ["rotation"]}'
 
-The measurements it produced are in benchmarks/README.md.
+What its measurements showed is in docs/learned.rst ("What we learned").
 """
 
 import json

@@ -11,7 +11,7 @@ Then VAE and TVAE L=S/2 (``--single-models``) are trained again on sequences of 
 transformation at a time (``--single-train`` x ``--single-epochs``) and measured on it:
 trained on the mixed set, the TVAE's capsules split between the transformations and a
 frame encoded alone rolls poorly although its encoded sequence rolls well
-(benchmarks/README.md, "Why one frame alone does not roll in the mixed set").
+(docs/learned.rst, "Why one frame alone does not roll on the paper's mixed set").
 
 Run: ``python benchmarks/paper_table.py`` (default budget: see ``--help``; on 2 CPU
 cores with AMX, bfloat16 training, 24 minutes for the mixed table and about 5 for the

@@ -21,7 +21,7 @@ Run: ``python benchmarks/topographic_map.py [--epochs 12] [--figures docs/_stati
 The budget: 12 epochs of each model (720 000 digits), within 15 minutes on 2 CPU cores
 (8 minutes on a 2-core AMD EPYC with AVX-512). ``--mu-init``, ``--window``,
 ``--u-mean-init`` and ``--hidden`` change the setting, to measure what the likelihood
-gap depends on (``benchmarks/README.md``).
+gap depends on (docs/learned.rst, "A 2-D map costs likelihood, set by mu").
 """
 
 import argparse

@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlparse
 
 DOCS = Path(__file__).resolve().parent
 HTML = DOCS / "_build" / "html"
-PAGES = ["index", "getting_started", "user_guide", "reproducing", "scaling", "api",
+PAGES = ["index", "getting_started", "user_guide", "reproducing", "learned", "scaling", "api",
          "changelog", "generated/sktvae.TopographicVAE", "generated/sktvae.VAE",
          "generated/sktvae.SequenceTransformer",
          "generated/sktvae.metrics.equivariance_error", "auto_examples/index"]

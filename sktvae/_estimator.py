@@ -29,11 +29,11 @@ _TRAINING_DOC = """\
     batch_size : int, default=32
         Sequences per gradient step (each has ``sequence_length`` frames). On MNIST
         sequences 32 learned as well per epoch as 16 and trained 10% faster (larger
-        matrix products); see ``benchmarks/README.md``.
+        matrix products); see "What we learned" in the documentation.
     max_epochs : int, default=20
         Passes over the training data. Twenty epochs of a few thousand sequences take
         minutes on a CPU; on the embedded digits the equivariance measures stop
-        improving after about ten (``benchmarks/README.md``).
+        improving after about ten.
     lr : float, default=1e-3
         Learning rate. With Adam, 1e-3 and 3e-4 learned alike in the convergence study;
         3e-3 settled in clearly worse optima.
@@ -119,9 +119,9 @@ class TopographicVAE(_BaseVAE):
     temporal_window : int or None, default=None
         ``L``: frames ``l - L .. l + L`` share their scale. ``0`` is the paper's
         "TVAE L=0" (no temporal coherence). ``None`` means ``sequence_length // 2``, the
-        whole cycle, the paper's "TVAE L=S/2". Measured on MNIST: ``L=2`` reaches an
-        equal or better likelihood, and rolls of single frames that decode correctly
-        sooner when trained on one transformation (``benchmarks/README.md``). At most
+        whole cycle, the paper's "TVAE L=S/2". Measured on MNIST sequences of one
+        transformation, ``L=S/2`` gives the best likelihood and rolls of single frames
+        (0.997 on rotation; ``L=2``: 0.983; ``benchmarks/README.md``). At most
         ``sequence_length // 2``; for even lengths the window at ``L = S/2`` covers the
         ``S`` frames once.
     capsule_window : int or tuple of (int, int), default=3
@@ -135,15 +135,16 @@ class TopographicVAE(_BaseVAE):
         Initial value of the learned scalar ``mu`` (the reference code's value). It
         decides which latent carries a frame's information: with 30 it is ``u``, whose
         shifted windows make the capsules roll; with 0 to 5 it is ``z``, and the
-        capsules are no more equivariant than a VAE's (``benchmarks/README.md``).
+        capsules are no more equivariant than a VAE's ("What we learned" in the
+        documentation).
     center_decoder_input : bool, default=True
         Subtract ``-mu_init / sqrt(n)``, about the prior mean of t at initialisation
         (``n`` terms in each window), from t before the decoder. The decoder's first
         layer absorbs a constant shift, so the model and its t are unchanged; but with
         ``mu_init=30`` every t sits near ``-4`` with small variations, and centring
         the decoder's input trains it much faster (LeCun's case for centred inputs;
-        measured in ``benchmarks/README.md``). ``False`` is the reference code's
-        decoder.
+        measured in "What we learned" in the documentation). ``False`` is the
+        reference code's decoder.
     u_mean_init : float, default=1.0
         Where q(u|x)'s mean starts: added to the initial bias of the u-encoder's mean
         output. t depends on u only through ``u^2``, so ``u`` and ``-u`` give the same
@@ -151,7 +152,7 @@ class TopographicVAE(_BaseVAE):
         a digit by 180 degrees) are squared away, and the capsules learn patterns of
         period ``capsule_dim / 2`` that cannot tell such frames apart. Started at 1,
         ``u^2`` follows the encoder's output to first order. Measured on rotating
-        MNIST (``benchmarks/README.md``): TVAE L=S/2 roll accuracy 0.50 with 0, 0.997
+        MNIST ("What we learned"): TVAE L=S/2 roll accuracy 0.50 with 0, 0.997
         with 1. ``0`` is the reference code's initialisation. The prior draws the mean
         back towards 0 during training; the model and its objective are unchanged.
 {_TRAINING_DOC}

@@ -143,7 +143,7 @@ def test_whole_cycle_window_rolls_with_the_frame_for_any_u(L, exact):
     """With L = S/2 and capsule_dim = S the window of frame l + 1 at dim d + 1 holds the
     same terms as that of frame l at dim d, whatever u is: the scale part of t is
     equivariant by construction, and E_eq or CapCorr measured on sequences cannot tell
-    whether the u-encoder is (benchmarks/README.md). A shorter window does not roll."""
+    whether the u-encoder is (docs/learned.rst). A shorter window does not roll."""
     torch.manual_seed(0)
     S = D = 2 * 3
     u_sq = torch.rand(4, S, 2 * D)
