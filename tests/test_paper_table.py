@@ -50,6 +50,14 @@ def test_paper_table_pipeline_end_to_end(tmp_path, capsys, fresh_accelerate_stat
     out = capsys.readouterr().out
     assert "rotation: ll/frame" in out and "trained on hue only" in out
 
+    import figures  # benchmarks/figures.py draws the JSON
+    import matplotlib.image
+
+    written = figures.main([str(tmp_path / "table.json"), "--out", str(tmp_path / "png")])
+    assert [p.name for p in written] == ["table1_bars.png", "table1_learning_curves.png"]
+    bars = matplotlib.image.imread(written[0])
+    assert bars.shape[0] > 100 and bars[..., :3].std() > 0.05  # something was drawn
+
 
 @pytest.mark.parametrize("fast_bf16, expected", [(True, "bf16"), (False, "fp32")])
 def test_precision_auto_trains_in_bf16_only_where_the_hardware_has_it(
