@@ -406,8 +406,8 @@ def _shifts(shift, n_rows, period):
                             np.int64).reshape(values.shape)
     elif not np.issubdtype(values.dtype, np.integer):
         raise TypeError(f"shift must be integers; got dtype {values.dtype}.")
-    else:
-        values = (values % period).astype(np.int64)
+    else:  # the period in the shift's own dtype: numpy 1.x made uint64 % int a float
+        values = (values % values.dtype.type(period)).astype(np.int64)
     return np.broadcast_to(values, (n_rows,))
 
 
