@@ -156,6 +156,64 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
         "verbose": ["verbose"],
     }
 
+    # skorch's double-underscore parameters that reach the net (``**kwargs``)
+    _ROUTED_PREFIXES = ("optimizer", "iterator_train", "iterator_valid", "callbacks")
+
+    def _routed_params(self):
+        """The keyword arguments given beyond the named parameters (``**kwargs``, or
+        ``set_params``); fitted attributes end in ``_`` and private ones start with it."""
+        named = set(self._get_param_names())
+        return {key: value for key, value in vars(self).items()
+                if key not in named and not key.startswith("_") and not key.endswith("_")}
+
+    def _check_routed(self, params):
+        for key in params:
+            if "__" not in key or key.split("__", 1)[0] not in self._ROUTED_PREFIXES:
+                raise ValueError(
+                    f"{key!r} is not a parameter of {type(self).__name__}: double-"
+                    "underscore parameters go to the skorch net and must start with "
+                    f"{', '.join(p + '__' for p in self._ROUTED_PREFIXES)} (e.g. "
+                    "optimizer__weight_decay=1e-4).")
+
+    def get_params(self, deep=True):
+        """Get the parameters of this estimator, with its double-underscore ones.
+
+        Parameters
+        ----------
+        deep : bool, default=True
+            Also the parameters of sub-objects that are estimators.
+
+        Returns
+        -------
+        params : dict
+            Parameter names mapped to their values.
+        """
+        return {**super().get_params(deep=deep), **self._routed_params()}
+
+    def set_params(self, **params):
+        """Set parameters, including skorch's double-underscore ones.
+
+        ``optimizer__*``, ``iterator_train__*``, ``iterator_valid__*`` and
+        ``callbacks__*`` are kept for the skorch net (scikit-learn would read them as
+        parameters of a nested estimator ``optimizer``, which is a string).
+
+        Parameters
+        ----------
+        **params : dict
+            Estimator parameters.
+
+        Returns
+        -------
+        self : estimator instance
+            The estimator.
+        """
+        extra = self._routed_params()
+        routed = {k: v for k, v in params.items() if "__" in k or k in extra}
+        self._check_routed({k: v for k, v in routed.items() if "__" in k})
+        super().set_params(**{k: v for k, v in params.items() if k not in routed})
+        vars(self).update(routed)
+        return self
+
     # --- what subclasses provide ---------------------------------------------------
     @abstractmethod
     def _build_module(self, n_features):
@@ -181,6 +239,7 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
                 raise InvalidParameterError(
                     f"The {name!r} parameter of {type(self).__name__} must be an int, "
                     f"not a bool; got {value!r}.")
+        self._check_routed(self._routed_params())
         sizes = np.asarray(self.hidden_layer_sizes)
         if sizes.ndim != 1 or sizes.size == 0 or not np.issubdtype(sizes.dtype, np.integer) \
                 or (sizes < 1).any():
@@ -195,11 +254,21 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
         for i, callback in enumerate(self.callbacks or []):
             named = isinstance(callback, tuple) and len(callback) == 2 \
                 and isinstance(callback[0], str)
-            if not isinstance(callback[1] if named else callback, Callback):
+            instance = callback[1] if named else callback
+            if not isinstance(instance, Callback):
                 raise TypeError(
                     f"callbacks[{i}] is {callback!r}: each callback must be a skorch "
                     "Callback instance (e.g. skorch.callbacks.EarlyStopping()) or a "
                     "(name, callback) pair.")
+            monitor = getattr(instance, "monitor", None)
+            if self.train_split is None and isinstance(monitor, str) \
+                    and monitor.startswith("valid_"):
+                name = type(instance).__name__
+                raise ValueError(
+                    f"callbacks[{i}] ({name}) monitors {monitor!r}, but train_split=None "
+                    "records no validation loss. Pass train_split=skorch.dataset."
+                    f"ValidSplit(0.2), or monitor the training loss: {name}(monitor="
+                    f"{monitor.replace('valid_', 'train_', 1)!r}).")
         if self.accelerator is None:  # accelerate places the model itself
             _check_device(self.device)
 
@@ -309,7 +378,8 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
             module=module, criterion=NegativeELBO, optimizer=optimizer, lr=self.lr,
             max_epochs=self.max_epochs, batch_size=self.batch_size,
             iterator_train__shuffle=True, train_split=self.train_split,
-            callbacks=callbacks, device=device, verbose=self.verbose, **extra)
+            callbacks=callbacks, device=device, verbose=self.verbose,
+            **{**extra, **self._routed_params()})
 
     def fit(self, X: ArrayLike, y: None = None) -> Self:
         """Fit the model to sequences ``X`` by maximising the ELBO.
@@ -391,6 +461,7 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
                 self.net_.initialize()
                 self._built_with = self._architecture()
                 self._built_optimizer = self.optimizer
+                self._built_routed = self._routed_params()
             else:
                 self._refresh_training_params()
             # skorch's partial_fit: callbacks' on_train_begin/end run, and Ctrl-C stops
@@ -423,8 +494,14 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
             self.net_.initialize()
             self.net_.history = history
         else:
-            self.net_.set_params(lr=self.lr, batch_size=self.batch_size)
+            routed = self._routed_params()
+            built = getattr(self, "_built_routed", {})
+            changed = {k: v for k, v in routed.items()
+                       if k not in built or _comparable(v) != _comparable(built[k])}
+            # skorch's own rules: optimizer__* update its param groups (state kept)
+            self.net_.set_params(lr=self.lr, batch_size=self.batch_size, **changed)
         self._built_optimizer = self.optimizer
+        self._built_routed = self._routed_params()
 
     _n_encoders = 1
     _MAX_PARAMETERS = 2 ** 30  # 4 GiB of float32 weights, before gradients and Adam

@@ -45,7 +45,11 @@ default="adam"
         faster updates, the same result up to float rounding); pass
         ``torch.optim.Adam`` itself for the unfused one.
     callbacks : list of skorch callbacks or None, default=None
-        Extra skorch callbacks (e.g. ``Checkpoint``, ``EarlyStopping``); copied at fit.
+        Extra skorch callbacks, or ``(name, callback)`` pairs; copied at fit.
+        ``EarlyStopping`` and ``Checkpoint`` monitor the validation loss by default,
+        which needs ``train_split``; with ``train_split=None`` they are refused at
+        fit unless told to monitor the training loss (``EarlyStopping(monitor=
+        "train_loss")``, ``Checkpoint(monitor="train_loss_best")``).
     train_split : callable or None, default=None
         A skorch split such as ``skorch.dataset.ValidSplit(0.2)`` to record a
         validation loss each epoch; ``None`` trains on all of ``X``.
@@ -69,7 +73,17 @@ default="adam"
         Seeds initialisation, batching and sampling noise (and the noise of
         :meth:`score_samples`). The global torch RNG is left untouched.
     verbose : int, default=0
-        ``1`` prints skorch's table of losses per epoch."""
+        ``1`` prints skorch's table of losses per epoch.
+    **kwargs
+        skorch's double-underscore parameters, passed to the skorch net as skorch
+        routes them: ``optimizer__weight_decay=1e-4``, ``optimizer__betas=(0.9,
+        0.99)``, ``iterator_train__num_workers=2``, ``iterator_valid__batch_size=256``,
+        ``callbacks__print_log__sink=print`` (a callback by its name: skorch's
+        ``epoch_timer``, ``train_loss``, ``print_log``, sktvae's
+        ``stop_on_non_finite``, or the name given in a ``(name, callback)`` pair).
+        Listed by ``get_params``, settable by ``set_params`` and ``GridSearchCV``; set
+        after fit, they take effect on the next ``partial_fit`` or warm-start ``fit``
+        (an optimizer's keep its state). Other prefixes are refused."""
 
 _ATTRIBUTES_DOC = """\
     net_ : TVAENet
@@ -201,7 +215,8 @@ class TopographicVAE(_BaseVAE):
                  u_mean_init=1.0, hidden_layer_sizes=(512, 512),
                  n_importance_samples=10, batch_size=32, max_epochs=20, lr=1e-3,
                  optimizer="adam", callbacks=None, train_split=None, device="cpu",
-                 accelerator=None, warm_start=False, random_state=None, verbose=0):
+                 accelerator=None, warm_start=False, random_state=None, verbose=0,
+                 **kwargs):
         self.n_capsules = n_capsules
         self.capsule_dim = capsule_dim
         self.sequence_length = sequence_length
@@ -225,6 +240,7 @@ class TopographicVAE(_BaseVAE):
         self.warm_start = warm_start
         self.random_state = random_state
         self.verbose = verbose
+        vars(self).update(kwargs)  # skorch-style double-underscore parameters
 
     _n_encoders = 2  # q(z|x) and q(u|x)
 
@@ -460,7 +476,7 @@ class VAE(_BaseVAE):
                  hidden_layer_sizes=(512, 512), n_importance_samples=10, batch_size=32,
                  max_epochs=20, lr=1e-3, optimizer="adam", callbacks=None,
                  train_split=None, device="cpu", accelerator=None, warm_start=False,
-                 random_state=None, verbose=0):
+                 random_state=None, verbose=0, **kwargs):
         self.n_components = n_components
         self.sequence_length = sequence_length
         self.likelihood = likelihood
@@ -477,6 +493,7 @@ class VAE(_BaseVAE):
         self.warm_start = warm_start
         self.random_state = random_state
         self.verbose = verbose
+        vars(self).update(kwargs)  # skorch-style double-underscore parameters
 
     @property
     def _n_latent(self):

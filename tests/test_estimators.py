@@ -461,3 +461,57 @@ def test_damaged_or_changed_files_are_refused_by_name(X, tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(ValueError, match="pickled TopographicVAE do not match the checksum"):
         joblib.load(path)
+
+
+def test_skorch_double_underscore_parameters(X):
+    """optimizer__*, iterator_*__* and callbacks__* reach the skorch net, the skorch way."""
+    from sklearn.model_selection import GridSearchCV
+
+    tvae = tiny_tvae(optimizer__weight_decay=0.1, iterator_train__drop_last=True)
+    assert tvae.get_params()["optimizer__weight_decay"] == 0.1
+    assert clone(tvae).get_params()["iterator_train__drop_last"] is True
+    assert "optimizer__weight_decay=0.1" in repr(tvae)
+    tvae.fit(X)
+    group = tvae.net_.optimizer_.param_groups[0]
+    assert group["weight_decay"] == 0.1 and tvae.net_.iterator_train__drop_last is True
+    # Set after fit: on the next partial_fit, the optimizer's state kept.
+    steps = float(tvae.net_.optimizer_.state_dict()["state"][0]["step"])
+    tvae.set_params(optimizer__weight_decay=0.0, optimizer__betas=(0.5, 0.9)).partial_fit(X)
+    group = tvae.net_.optimizer_.param_groups[0]
+    assert group["weight_decay"] == 0.0 and tuple(group["betas"]) == (0.5, 0.9)
+    assert float(tvae.net_.optimizer_.state_dict()["state"][0]["step"]) > steps
+    loaded = pickle.loads(pickle.dumps(tvae))
+    assert loaded.get_params()["optimizer__betas"] == (0.5, 0.9)
+    # A named callback's parameter, through skorch's callbacks__<name>__<param>.
+    lines = []
+    tiny_vae(verbose=1, callbacks__print_log__sink=lines.append).fit(X)
+    assert any("train_loss" in line for line in lines)
+    search = GridSearchCV(tiny_vae(max_epochs=1),
+                          {"optimizer__weight_decay": [0.0, 1e-2]}, cv=2).fit(X)
+    assert search.best_params_["optimizer__weight_decay"] in (0.0, 1e-2)
+    assert search.best_estimator_.net_.optimizer_.param_groups[0]["weight_decay"] == \
+        search.best_params_["optimizer__weight_decay"]
+
+
+def test_unknown_double_underscore_prefixes_are_refused(X):
+    with pytest.raises(ValueError, match="'module__x' is not a parameter of TopographicVAE.*"
+                                         "optimizer__, iterator_train__"):
+        tiny_tvae().set_params(module__x=1)
+    with pytest.raises(ValueError, match="'typo' is not a parameter of VAE"):
+        tiny_vae(typo=1).fit(X)
+    with pytest.raises(ValueError, match="Invalid parameter 'typo'"):
+        tiny_vae().set_params(typo=1)
+
+
+def test_callbacks_that_need_a_validation_split_say_so(X):
+    from skorch.callbacks import Checkpoint, EarlyStopping
+    from skorch.dataset import ValidSplit
+
+    with pytest.raises(ValueError, match=r"callbacks\[0\] \(EarlyStopping\) monitors "
+                                         r"'valid_loss', but train_split=None.*"
+                                         r"EarlyStopping\(monitor='train_loss'\)"):
+        tiny_tvae(callbacks=[EarlyStopping()]).fit(X)
+    with pytest.raises(ValueError, match=r"Checkpoint\(monitor='train_loss_best'\)"):
+        tiny_tvae(callbacks=[Checkpoint()]).fit(X)
+    tiny_tvae(callbacks=[EarlyStopping(monitor="train_loss", patience=1)]).fit(X)
+    tiny_tvae(callbacks=[EarlyStopping()], train_split=ValidSplit(4)).fit(X)
