@@ -25,7 +25,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from skorch.callbacks import Callback
 
-from ._model import layer_sizes, state_digest
+from ._model import ConvDecoder, ConvEncoder, layer_sizes, mlp, state_digest
 from ._sequences import frame_structure
 from ._net import AcceleratedTVAENet, NegativeELBO, StopOnNonFiniteLoss, TVAENet, discard
 
@@ -142,6 +142,9 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
         "sequence_length": [Interval(Integral, 1, None, closed="left")],
         "likelihood": [StrOptions({"bernoulli", "gaussian"})],
         "hidden_layer_sizes": ["array-like"],
+        "frame_shape": [tuple, list, None],
+        "encoder": [StrOptions({"mlp", "conv"}), type],
+        "decoder": [StrOptions({"mirror", "mlp", "conv"}), type],
         "n_importance_samples": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "max_epochs": [Interval(Integral, 0, None, closed="left")],
@@ -157,14 +160,74 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
     }
 
     # skorch's double-underscore parameters that reach the net (``**kwargs``)
-    _ROUTED_PREFIXES = ("optimizer", "iterator_train", "iterator_valid", "callbacks")
+    _ROUTED_PREFIXES = ("optimizer", "iterator_train", "iterator_valid", "callbacks",
+                        "encoder", "decoder")
+    _NETWORK_PREFIXES = ("encoder", "decoder")  # for the module, not the skorch net
+
+    def _net_params(self):
+        """The double-underscore parameters that go to the skorch net."""
+        return {k: v for k, v in self._routed_params().items()
+                if k.split("__", 1)[0] not in self._NETWORK_PREFIXES}
+
+    def _network_params(self, role):
+        """``encoder__*`` or ``decoder__*`` without the prefix."""
+        return {k.split("__", 1)[1]: v for k, v in self._routed_params().items()
+                if k.startswith(role + "__")}
+
+    def _networks(self):
+        """The encoder and decoder factories, ``(n_in, n_out) -> nn.Module``."""
+        encoder = self.encoder
+        decoder = self.decoder if self.decoder != "mirror" else (
+            encoder if isinstance(encoder, str) else "mlp")
+        hidden = tuple(int(h) for h in self.hidden_layer_sizes)
+        shape = getattr(self, "frame_shape_", self.frame_shape)
+        factories = []
+        for role, kind, sizes in (("encoder", encoder, hidden),
+                                  ("decoder", decoder, hidden[::-1])):
+            params = self._network_params(role)
+            if kind == "mlp":
+                if params:
+                    raise ValueError(
+                        f"{role}__{next(iter(params))}: the MLP {role} takes its sizes "
+                        f"from hidden_layer_sizes; {role}__ parameters go to {role}='conv' "
+                        "or a module class.")
+                factories.append(lambda n_in, n_out, sizes=sizes: mlp([n_in, *sizes, n_out]))
+                continue
+            cls = kind if isinstance(kind, type) else (
+                ConvEncoder if role == "encoder" else ConvDecoder)
+            factories.append(lambda n_in, n_out, cls=cls, params=params:
+                             cls(n_in, n_out, shape, **params))
+        return tuple(factories)
+
+    def _resolve_frame_shape(self, n_features):
+        """``frame_shape_``: the parameter, or the shape the input said it has."""
+        seen = getattr(self, "_seen_frame_shape", None)
+        shape = self.frame_shape
+        if shape is not None:
+            if len(shape) != 3 or not all(_is_int(v) and v >= 1 for v in shape):
+                raise ValueError(f"frame_shape must be (channels, height, width) of "
+                                 f"positive ints; got {shape!r}.")
+            shape = tuple(int(v) for v in shape)
+            if seen is not None and seen != shape:
+                raise ValueError(f"frame_shape={shape}, but X holds frames of shape "
+                                 f"{seen} (as SequenceTransformer wrote them).")
+        else:
+            shape = seen
+        if shape is not None and math.prod(shape) != n_features:
+            raise ValueError(
+                f"frame_shape={shape} has {math.prod(shape)} values, but a frame of X has "
+                f"{n_features} (n_features_in_ / sequence_length = "
+                f"{n_features * self.sequence_length} / {self.sequence_length}).")
+        if shape is None and "conv" in (self.encoder, self.decoder):
+            raise ValueError(
+                "encoder='conv' (or decoder='conv') needs frame_shape=(channels, height, "
+                "width), e.g. frame_shape=(1, 28, 28) for MNIST frames.")
+        return shape
 
     def _routed_params(self):
         """The keyword arguments given beyond the named parameters (``**kwargs``, or
-        ``set_params``); fitted attributes end in ``_`` and private ones start with it."""
-        named = set(self._get_param_names())
-        return {key: value for key, value in vars(self).items()
-                if key not in named and not key.startswith("_") and not key.endswith("_")}
+        ``set_params``)."""
+        return dict(vars(self).get("_kwargs", {}))
 
     def _check_routed(self, params):
         for key in params:
@@ -211,7 +274,7 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
         routed = {k: v for k, v in params.items() if "__" in k or k in extra}
         self._check_routed({k: v for k, v in routed.items() if "__" in k})
         super().set_params(**{k: v for k, v in params.items() if k not in routed})
-        vars(self).update(routed)
+        self._kwargs = {**self._routed_params(), **routed}
         return self
 
     # --- what subclasses provide ---------------------------------------------------
@@ -240,6 +303,11 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
                     f"The {name!r} parameter of {type(self).__name__} must be an int, "
                     f"not a bool; got {value!r}.")
         self._check_routed(self._routed_params())
+        for role in ("encoder", "decoder"):
+            kind = getattr(self, role)
+            if isinstance(kind, type) and not issubclass(kind, torch.nn.Module):
+                raise TypeError(f"{role} must be 'mlp', 'conv' or a torch.nn.Module "
+                                f"subclass; got {kind!r}.")
         sizes = np.asarray(self.hidden_layer_sizes)
         if sizes.ndim != 1 or sizes.size == 0 or not np.issubdtype(sizes.dtype, np.integer) \
                 or (sizes < 1).any():
@@ -281,7 +349,9 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
         """
         if not reset:
             self._check_fitted()
-        self._check_structure(X)
+        structure = self._check_structure(X)
+        if reset:
+            self._seen_frame_shape = structure[1] if structure else None
         # Finiteness is checked below in row chunks: sklearn's check can build a boolean
         # copy of the whole array (2.4 GiB for 60 000 float16 MNIST sequences).
         X = validate_data(self, X, reset=reset, dtype=[np.float32, np.float16],
@@ -302,7 +372,7 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
         """Refuse rows that say they hold other frames than ``sequence_length`` cuts."""
         structure = frame_structure(X)
         if structure is None or structure[0] == self.sequence_length:
-            return
+            return structure
         S, shape = structure
         raise ValueError(
             f"X holds sequences of {S} frames of shape {shape} (as SequenceTransformer "
@@ -329,11 +399,17 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
 
     # Parameters that define the model: changed after fit, they would describe a
     # model that is not the one fitted, so they are refused until it is rebuilt.
-    _architecture_params = ("sequence_length", "hidden_layer_sizes", "likelihood")
+    _architecture_params = ("sequence_length", "hidden_layer_sizes", "likelihood",
+                            "frame_shape", "encoder", "decoder")
 
     def _architecture(self):
-        return {name: _comparable(getattr(self, name))
-                for name in self._architecture_params}
+        """The parameters that define the model, with ``encoder__*`` / ``decoder__*``."""
+        architecture = {name: _comparable(getattr(self, name))
+                        for name in self._architecture_params}
+        for role in self._NETWORK_PREFIXES:
+            for key, value in self._network_params(role).items():
+                architecture[f"{role}__{key}"] = _comparable(value)
+        return architecture
 
     def _check_fitted(self):
         """``check_is_fitted``, and that the parameters still describe the fitted model."""
@@ -341,13 +417,16 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
         built = getattr(self, "_built_with", None)
         if built is None:  # a model pickled before the parameters were kept
             return
-        for name, value in self._architecture().items():
-            if value != built[name]:
+        now = self._architecture()
+        for name in sorted(set(now) | set(built)):
+            if name not in built and name in self._architecture_params:
+                continue  # a model pickled before this parameter existed
+            if now.get(name, "not set") != built.get(name, "not set"):
                 raise ValueError(
-                    f"{name}={getattr(self, name)!r}, but the fitted model was built "
-                    f"with {name}={built[name]!r}; set_params does not rebuild a fitted "
-                    f"model. Set {name} back, or fit with warm_start=False to build a "
-                    "new model with it.")
+                    f"{name}={now.get(name, 'not set')!r}, but the fitted model was "
+                    f"built with {name}={built.get(name, 'not set')!r}; set_params does "
+                    f"not rebuild a fitted model. Set {name} back, or fit with "
+                    "warm_start=False to build a new model with it.")
 
     def _seed(self, random_state):
         return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
@@ -379,7 +458,7 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
             max_epochs=self.max_epochs, batch_size=self.batch_size,
             iterator_train__shuffle=True, train_split=self.train_split,
             callbacks=callbacks, device=device, verbose=self.verbose,
-            **{**extra, **self._routed_params()})
+            **{**extra, **self._net_params()})
 
     def fit(self, X: ArrayLike, y: None = None) -> Self:
         """Fit the model to sequences ``X`` by maximising the ELBO.
@@ -455,13 +534,14 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
                 # score_samples' noise where random_state is not an int: drawn once
                 # per fitted model, so that repeated calls agree.
                 self._score_seed = self._seed(self.random_state)
+                self.frame_shape_ = self._resolve_frame_shape(X.shape[2])
                 self._check_model_size(X.shape[2])
                 self.n_features_per_frame_ = X.shape[2]
                 self.net_ = self._make_net(self._build_module(X.shape[2]))
                 self.net_.initialize()
                 self._built_with = self._architecture()
                 self._built_optimizer = self.optimizer
-                self._built_routed = self._routed_params()
+                self._built_routed = self._net_params()
             else:
                 self._refresh_training_params()
             # skorch's partial_fit: callbacks' on_train_begin/end run, and Ctrl-C stops
@@ -494,14 +574,14 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
             self.net_.initialize()
             self.net_.history = history
         else:
-            routed = self._routed_params()
+            routed = self._net_params()
             built = getattr(self, "_built_routed", {})
             changed = {k: v for k, v in routed.items()
                        if k not in built or _comparable(v) != _comparable(built[k])}
             # skorch's own rules: optimizer__* update its param groups (state kept)
             self.net_.set_params(lr=self.lr, batch_size=self.batch_size, **changed)
         self._built_optimizer = self.optimizer
-        self._built_routed = self._routed_params()
+        self._built_routed = self._net_params()
 
     _n_encoders = 1
     _MAX_PARAMETERS = 2 ** 30  # 4 GiB of float32 weights, before gradients and Adam
@@ -520,7 +600,8 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
                 f"x {self._n_latent} latent values per frame), more than "
                 f"{_MAX_BATCH_LATENT_VALUES:.3g}: a step would need tens of GiB. Use a "
                 "smaller batch_size or fewer latent dimensions.")
-        if n_params > self._MAX_PARAMETERS:
+        mlps = self.encoder == "mlp" and self.decoder in ("mirror", "mlp")
+        if mlps and n_params > self._MAX_PARAMETERS:  # other networks: their own size
             raise ValueError(
                 f"The model would have {n_params:.3g} parameters (frames of {n_features} "
                 f"features, {self._n_latent} latent values per frame, "

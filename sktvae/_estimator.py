@@ -23,6 +23,24 @@ _TRAINING_DOC = """\
     hidden_layer_sizes : tuple of int, default=(512, 512)
         Hidden sizes of each encoder MLP (ReLU); the decoder mirrors them. The paper's
         MNIST model is ``(972, 648)``; the default trains several times faster on a CPU.
+        Used by ``encoder="mlp"`` (and by the MLP decoder of a custom encoder).
+    frame_shape : tuple of 3 int or None, default=None
+        ``(channels, height, width)`` of one frame, its features in row-major CHW order
+        (as :class:`SequenceTransformer` writes them). ``None`` treats frames as flat
+        vectors, or takes the shape from a :class:`SequenceArray`. Needed by
+        ``encoder="conv"``; checked against the features per frame at fit.
+    encoder : {"mlp", "conv"} or torch.nn.Module subclass, default="mlp"
+        The network of q(z|x) and q(u|x) (each its own copy). ``"conv"``: strided
+        convolutions (kernel 4, stride 2, ReLU; ``encoder__channels``, default
+        ``(32, 64, 128)``) and a linear layer. A class is built as
+        ``encoder(n_features, n_outputs, frame_shape, **encoder__params)`` and maps
+        flat frames ``(N, n_features)`` to ``(N, n_outputs)`` (the latents' means, then
+        their log-variances); checked on two frames when the model is built.
+    decoder : {"mirror", "mlp", "conv"} or torch.nn.Module subclass, default="mirror"
+        The network of p(x|t): ``"mirror"`` mirrors ``"mlp"`` or ``"conv"`` (and is the
+        MLP for a custom encoder). A class is built as ``decoder(n_latent, n_features,
+        frame_shape, **decoder__params)`` and maps ``(N, n_latent)`` to ``(N,
+        n_features)`` (logits or means).
     n_importance_samples : int, default=10
         Samples per sequence of the importance-sampled log-likelihood
         (:meth:`score_samples`), as in the paper.
@@ -212,7 +230,8 @@ class TopographicVAE(_BaseVAE):
     def __init__(self, n_capsules=18, capsule_dim=18, sequence_length=18, *,
                  temporal_window=None, capsule_window=3, coherence="shifting",
                  likelihood="bernoulli", mu_init=30.0, center_decoder_input=True,
-                 u_mean_init=1.0, hidden_layer_sizes=(512, 512),
+                 u_mean_init=1.0, hidden_layer_sizes=(512, 512), frame_shape=None,
+                 encoder="mlp", decoder="mirror",
                  n_importance_samples=10, batch_size=32, max_epochs=20, lr=1e-3,
                  optimizer="adam", callbacks=None, train_split=None, device="cpu",
                  accelerator=None, warm_start=False, random_state=None, verbose=0,
@@ -228,6 +247,9 @@ class TopographicVAE(_BaseVAE):
         self.center_decoder_input = center_decoder_input
         self.u_mean_init = u_mean_init
         self.hidden_layer_sizes = hidden_layer_sizes
+        self.frame_shape = frame_shape
+        self.encoder = encoder
+        self.decoder = decoder
         self.n_importance_samples = n_importance_samples
         self.batch_size = batch_size
         self.max_epochs = max_epochs
@@ -240,7 +262,9 @@ class TopographicVAE(_BaseVAE):
         self.warm_start = warm_start
         self.random_state = random_state
         self.verbose = verbose
-        vars(self).update(kwargs)  # skorch-style double-underscore parameters
+        # skorch-style double-underscore parameters, kept apart from the named ones
+        # (scikit-learn's checks allow no other public attribute set in __init__)
+        self._kwargs = kwargs
 
     _n_encoders = 2  # q(z|x) and q(u|x)
 
@@ -406,7 +430,8 @@ class TopographicVAE(_BaseVAE):
         return TopographicVAEModule(n_features, self._n_latent, self.hidden_layer_sizes,
                                     self.likelihood, topography,
                                     center_decoder_input=self.center_decoder_input,
-                                    u_mean_init=self.u_mean_init)
+                                    u_mean_init=self.u_mean_init,
+                                    networks=self._networks())
 
 
 def _shifts(shift, n_rows, period):
@@ -473,7 +498,8 @@ class VAE(_BaseVAE):
     }
 
     def __init__(self, n_components=324, sequence_length=1, *, likelihood="bernoulli",
-                 hidden_layer_sizes=(512, 512), n_importance_samples=10, batch_size=32,
+                 hidden_layer_sizes=(512, 512), frame_shape=None, encoder="mlp",
+                 decoder="mirror", n_importance_samples=10, batch_size=32,
                  max_epochs=20, lr=1e-3, optimizer="adam", callbacks=None,
                  train_split=None, device="cpu", accelerator=None, warm_start=False,
                  random_state=None, verbose=0, **kwargs):
@@ -481,6 +507,9 @@ class VAE(_BaseVAE):
         self.sequence_length = sequence_length
         self.likelihood = likelihood
         self.hidden_layer_sizes = hidden_layer_sizes
+        self.frame_shape = frame_shape
+        self.encoder = encoder
+        self.decoder = decoder
         self.n_importance_samples = n_importance_samples
         self.batch_size = batch_size
         self.max_epochs = max_epochs
@@ -493,7 +522,9 @@ class VAE(_BaseVAE):
         self.warm_start = warm_start
         self.random_state = random_state
         self.verbose = verbose
-        vars(self).update(kwargs)  # skorch-style double-underscore parameters
+        # skorch-style double-underscore parameters, kept apart from the named ones
+        # (scikit-learn's checks allow no other public attribute set in __init__)
+        self._kwargs = kwargs
 
     @property
     def _n_latent(self):
@@ -504,7 +535,8 @@ class VAE(_BaseVAE):
 
     def _build_module(self, n_features):
         return TopographicVAEModule(n_features, self.n_components,
-                                    self.hidden_layer_sizes, self.likelihood)
+                                    self.hidden_layer_sizes, self.likelihood,
+                                    networks=self._networks())
 
 
 def _grid_pair(name, value):

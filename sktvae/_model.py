@@ -52,20 +52,129 @@ def normal_log_prob(x, mean, logvar):
     return -0.5 * ((x - mean) ** 2 * torch.exp(-logvar) + logvar + _LOG_2PI).sum(-1)
 
 
-class GaussianEncoder(nn.Module):
-    """q(latent | frame): an MLP to the mean and log-variance of a diagonal Gaussian."""
+class ConvEncoder(nn.Module):
+    """Strided convolutions over a frame, then a linear layer: ``(N, C*H*W) -> (N,
+    n_outputs)``.
 
-    def __init__(self, sizes):
+    Each convolution (kernel 4, stride 2, padding 1, ReLU) halves the height and width,
+    as in DCGAN-style VAEs; ``channels`` sets their number and widths.
+    """
+
+    def __init__(self, n_features, n_outputs, frame_shape, channels=(32, 64, 128)):
         super().__init__()
-        self.net = mlp(sizes)
+        self.frame_shape = tuple(frame_shape)
+        sizes = _conv_sizes(frame_shape, channels)
+        layers, c_in = [], frame_shape[0]
+        for c in channels:
+            layers += [nn.Conv2d(c_in, int(c), 4, 2, 1), nn.ReLU()]
+            c_in = int(c)
+        self.conv = nn.Sequential(*layers)
+        self.head = nn.Linear(c_in * sizes[-1][0] * sizes[-1][1], n_outputs)
 
     def forward(self, x):
-        mean, logvar = self.net(x).chunk(2, dim=-1)
+        return self.head(self.conv(x.view(-1, *self.frame_shape)).flatten(1))
+
+
+class ConvDecoder(nn.Module):
+    """The mirror of :class:`ConvEncoder`: a linear layer to its last feature map, then
+    transposed convolutions back to the frame: ``(N, n_latent) -> (N, C*H*W)``."""
+
+    def __init__(self, n_latent, n_features, frame_shape, channels=(32, 64, 128)):
+        super().__init__()
+        sizes = _conv_sizes(frame_shape, channels)
+        channels = [int(c) for c in channels]
+        self.map_shape = (channels[-1], *sizes[-1])
+        self.head = nn.Linear(n_latent, math.prod(self.map_shape))
+        layers = []
+        for i in reversed(range(len(channels))):
+            c_out = channels[i - 1] if i else frame_shape[0]
+            # output_padding 0 or 1 restores the odd sizes the encoder halved
+            pad = tuple(a - 2 * b for a, b in zip(sizes[i], sizes[i + 1]))
+            layers.append(nn.ConvTranspose2d(channels[i], c_out, 4, 2, 1,
+                                             output_padding=pad))
+            if i:
+                layers.append(nn.ReLU())
+        self.deconv = nn.Sequential(*layers)
+
+    def forward(self, t):
+        return self.deconv(self.head(t).relu().view(-1, *self.map_shape)).flatten(1)
+
+
+def _conv_sizes(frame_shape, channels):
+    """(height, width) of the frame and after each stride-2 convolution."""
+    sizes = [tuple(frame_shape[1:])]
+    for _ in channels:
+        sizes.append((sizes[-1][0] // 2, sizes[-1][1] // 2))
+    if min(sizes[-1]) < 1:
+        raise ValueError(
+            f"frame_shape={tuple(frame_shape)} is too small for {len(channels)} stride-2 "
+            "convolutions (each halves height and width): give fewer encoder__channels.")
+    return sizes
+
+
+def mlp_networks(hidden_layer_sizes):
+    """The encoder and decoder factories of MLPs through ``hidden_layer_sizes``."""
+    hidden = tuple(int(h) for h in hidden_layer_sizes)
+    return (lambda n_in, n_out: mlp([n_in, *hidden, n_out]),
+            lambda n_in, n_out: mlp([n_in, *hidden[::-1], n_out]))
+
+
+class GaussianEncoder(nn.Module):
+    """q(latent | frame): a network to the mean and log-variance of a diagonal Gaussian.
+
+    ``net`` maps frames ``(N, n_features)`` to ``(N, 2 * n_latent)``; any leading axes
+    of the input (batch, sequence) are flattened into ``N`` and restored.
+    """
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        out = self.net(x.reshape(-1, x.shape[-1]))
+        mean, logvar = out.view(*x.shape[:-1], out.shape[-1]).chunk(2, dim=-1)
         # A standard deviation of at most e^30 (1e13): far from any trained posterior
         # (|log-variance| stays under 10 or so), it keeps samples of an input far
         # outside the data finite, where exp(logvar / 2) would overflow to inf and the
         # decoder make NaNs of it.
         return mean, logvar.clamp(-_MAX_LOG_VAR, _MAX_LOG_VAR)
+
+
+def _check_network_shapes(module, n_features, n_latent):
+    """Run two zero frames through the networks: a network that returns another shape
+    is refused now, with the shape it gave, not deep inside the first step."""
+    expected = {"encoder": (2, 2 * n_latent), "decoder": (2, n_features)}
+    with torch.no_grad():
+        for name, net, n_in in (("encoder", module.encoder_z.net, n_features),
+                                ("decoder", module.decoder, n_latent)):
+            try:
+                out = net(torch.zeros(2, n_in))
+            except Exception as error:
+                raise ValueError(
+                    f"The {name} ({type(net).__name__}) failed on frames of shape "
+                    f"(2, {n_in}): {type(error).__name__}: {error}") from error
+            if not isinstance(out, torch.Tensor) or tuple(out.shape) != expected[name]:
+                got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out)
+                raise ValueError(
+                    f"The {name} ({type(net).__name__}) maps (2, {n_in}) to {got}; it "
+                    f"must return {expected[name]}: "
+                    + ("the mean and log-variance of every latent"
+                       if name == "encoder" else "one value per feature of a frame") + ".")
+
+
+def _shift_mean(net, n_latent, value):
+    """Add ``value`` to the bias of the mean outputs (the first ``n_latent``) of
+    ``net``'s last layer that has a bias of ``2 * n_latent`` values."""
+    for layer in reversed(list(net.modules())):
+        bias = getattr(layer, "bias", None)
+        if isinstance(bias, torch.Tensor) and bias.shape == (2 * n_latent,):
+            with torch.no_grad():
+                bias[:n_latent] += value
+            return
+    raise ValueError(
+        f"u_mean_init={value} shifts the bias of the encoder's last layer, but "
+        f"{type(net).__name__} has no layer with a bias of {2 * n_latent} outputs; give "
+        "it one (e.g. end with nn.Linear) or set u_mean_init=0.")
 
 
 _CHECKSUM = "checksum"
@@ -133,18 +242,19 @@ class TopographicVAEModule(nn.Module):
 
     def __init__(self, n_features, n_latent, hidden_layer_sizes=(512, 512),
                  likelihood="bernoulli", topography=None, center_decoder_input=False,
-                 u_mean_init=0.0):
+                 u_mean_init=0.0, networks=None):
         super().__init__()
-        encoder, decoder = layer_sizes(n_features, n_latent, hidden_layer_sizes)
+        make_encoder, make_decoder = networks or mlp_networks(hidden_layer_sizes)
         self.likelihood = likelihood
         self.n_latent = n_latent
-        self.encoder_z = GaussianEncoder(encoder)
-        self.encoder_u = GaussianEncoder(encoder) if topography is not None else None
+        self.encoder_z = GaussianEncoder(make_encoder(n_features, 2 * n_latent))
+        self.encoder_u = (GaussianEncoder(make_encoder(n_features, 2 * n_latent))
+                          if topography is not None else None)
         self.topography = topography
-        self.decoder = mlp(decoder)
-        if self.encoder_u is not None:
-            with torch.no_grad():  # the first n_latent outputs are the mean
-                self.encoder_u.net[-1].bias[:n_latent] += u_mean_init
+        self.decoder = make_decoder(n_latent, n_features)
+        _check_network_shapes(self, n_features, n_latent)
+        if self.encoder_u is not None and u_mean_init:
+            _shift_mean(self.encoder_u.net, n_latent, u_mean_init)
         offset = 0.0
         if topography is not None and center_decoder_input:
             offset = -topography.mu.detach().item() / math.sqrt(topography.n_terms)
@@ -229,7 +339,8 @@ class TopographicVAEModule(nn.Module):
 
     def decode(self, t):
         """The decoder's output: Bernoulli logits or Gaussian means, ``(..., F)``."""
-        return self.decoder(t - self.t_offset)
+        out = self.decoder((t - self.t_offset).reshape(-1, t.shape[-1]))
+        return out.view(*t.shape[:-1], out.shape[-1])
 
     def mean(self, x_param):
         """E[x | t] from the decoder output."""

@@ -1,0 +1,112 @@
+"""Convolutional and custom encoders and decoders, and frame shapes."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from conftest import tiny_tvae, tiny_vae
+from sktvae import SequenceTransformer
+from sktvae._model import ConvDecoder, ConvEncoder
+
+
+def images(n=24, side=8, channels=1, seed=0):
+    return np.random.default_rng(seed).random((n, channels * side * side)).astype(np.float32)
+
+
+@pytest.mark.parametrize("shape", [(1, 8, 8), (3, 9, 7), (2, 5, 12)])
+def test_conv_decoder_mirrors_the_encoder_on_odd_sizes(shape):
+    encoder = ConvEncoder(int(np.prod(shape)), 10, shape, channels=(4, 6))
+    decoder = ConvDecoder(5, int(np.prod(shape)), shape, channels=(4, 6))
+    x = torch.rand(3, int(np.prod(shape)))
+    assert encoder(x).shape == (3, 10) and decoder(torch.rand(3, 5)).shape == x.shape
+    with pytest.raises(ValueError, match="too small for 4 stride-2 convolutions"):
+        ConvEncoder(int(np.prod(shape)), 10, shape, channels=(4, 4, 4, 4))
+
+
+@pytest.mark.parametrize("make", [tiny_tvae, tiny_vae])
+def test_a_conv_model_does_everything_an_mlp_one_does(make):
+    X = SequenceTransformer(sequence_length=4, image_shape=(8, 8),
+                            random_state=0).fit_transform(images())
+    est = make(encoder="conv", encoder__channels=(4, 8)).fit(X)  # frame shape from X
+    assert est.frame_shape_ == (1, 8, 8)
+    assert isinstance(est.net_.module_.encoder_z.net, ConvEncoder)
+    assert isinstance(est.net_.module_.decoder, ConvDecoder)  # "mirror"
+    n = est._n_latent
+    assert est.transform(X).shape == (24, 4 * n)
+    assert np.isfinite(est.score_samples(X)).all()
+    assert est.inverse_transform(est.transform(X[:2])).shape == (2, X.shape[1])
+    loaded = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(loaded.transform(X), est.transform(X))
+    again = make(encoder="conv", encoder__channels=(4, 8), frame_shape=(1, 8, 8)).fit(
+        np.asarray(X))  # a plain array: the shape given
+    np.testing.assert_allclose(again.transform(X), est.transform(X), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match=r"encoder__channels=\(4, 16\), but the fitted "
+                                         r"model was built with encoder__channels=\(4, 8\)"):
+        est.set_params(encoder__channels=(4, 16)).transform(X)
+
+
+class TinyResNet(nn.Module):
+    """A user's encoder: the contract's constructor and a residual block."""
+
+    def __init__(self, n_features, n_outputs, frame_shape, width=16):
+        super().__init__()
+        self.frame_shape = frame_shape
+        self.inp = nn.Linear(n_features, width)
+        self.block = nn.Sequential(nn.ReLU(), nn.Linear(width, width))
+        self.out = nn.Linear(width, n_outputs)
+
+    def forward(self, x):
+        h = self.inp(x)
+        return self.out(h + self.block(h))
+
+
+def test_a_custom_encoder_class_gets_the_documented_arguments(X):
+    tvae = tiny_tvae(encoder=TinyResNet, encoder__width=12).fit(X)
+    net = tvae.net_.module_.encoder_z.net
+    assert isinstance(net, TinyResNet) and net.inp.out_features == 12
+    assert net.frame_shape is None and net.out.out_features == 2 * tvae._n_latent
+    assert tvae.net_.module_.encoder_u.net is not net  # q(u|x) has its own copy
+    assert np.isfinite(tvae.score(X))
+    # u_mean_init shifts the mean half of the last layer with a bias of 2 n outputs.
+    n, biases = tvae._n_latent, []
+    for shift in (0.0, 1.0):
+        torch.manual_seed(0)
+        module = tiny_tvae(encoder=TinyResNet, u_mean_init=shift)._build_module(6)
+        biases.append(module.encoder_u.net.out.bias.detach())
+    np.testing.assert_allclose((biases[1] - biases[0])[:n], 1.0, rtol=1e-6)
+    np.testing.assert_array_equal((biases[1] - biases[0])[n:], 0.0)
+    vae = tiny_vae(encoder=TinyResNet, decoder=TinyResNet).fit(X)
+    assert isinstance(vae.net_.module_.decoder, TinyResNet)
+
+
+class WrongShape(nn.Module):
+    def __init__(self, n_features, n_outputs, frame_shape):
+        super().__init__()
+        self.layer = nn.Linear(n_features, n_outputs + 1)
+
+    def forward(self, x):
+        return self.layer(x)
+
+
+def test_bad_networks_and_frame_shapes_are_named(X):
+    with pytest.raises(ValueError, match=r"The encoder \(WrongShape\) maps \(2, 6\) to "
+                                         r"\(2, 17\); it must return \(2, 16\)"):
+        tiny_tvae(encoder=WrongShape).fit(X)
+    with pytest.raises(TypeError, match="encoder must be 'mlp', 'conv' or a torch.nn.Module"):
+        tiny_tvae(encoder=dict).fit(X)
+    with pytest.raises(ValueError, match=r"encoder='conv' .*needs frame_shape"):
+        tiny_tvae(encoder="conv").fit(X)
+    with pytest.raises(ValueError, match=r"frame_shape=\(1, 2, 2\) has 4 values, but a "
+                                         "frame of X has 6"):
+        tiny_tvae(frame_shape=(1, 2, 2)).fit(X)
+    with pytest.raises(ValueError, match="frame_shape must be \\(channels, height, width\\)"):
+        tiny_tvae(frame_shape=(0, 2, 3)).fit(X)
+    with pytest.raises(ValueError, match="encoder__width: the MLP encoder takes its sizes"):
+        tiny_tvae(encoder__width=3).fit(X)
+    seq = SequenceTransformer(sequence_length=4, image_shape=(8, 8), random_state=0)
+    with pytest.raises(ValueError, match=r"frame_shape=\(1, 4, 16\), but X holds frames "
+                                         r"of shape \(1, 8, 8\)"):
+        tiny_tvae(frame_shape=(1, 4, 16)).fit(seq.fit_transform(images()))
