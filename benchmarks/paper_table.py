@@ -32,6 +32,7 @@ from skorch.callbacks import Callback
 
 from _common import MNIST, S, report
 from sktvae import VAE, SequenceTransformer, TopographicVAE
+from sktvae._base import bfloat16_is_native
 from sktvae.datasets import fetch_mnist
 from sktvae.metrics import (
     capsule_roll_correlation,
@@ -263,12 +264,8 @@ def run(train_images, test_images, args):
 
 
 def has_fast_bf16(device="cpu"):
-    """Whether bfloat16 arithmetic runs in hardware: AMX or AVX-512 BF16 on a CPU (the
-    checks are torch's private ones; without them, assume not), bf16 support on CUDA."""
-    if torch.device(device).type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return any(getattr(torch.cpu, check, lambda: False)()
-               for check in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"))
+    """Whether bfloat16 arithmetic runs in hardware (the estimators' own test)."""
+    return bfloat16_is_native(device)
 
 
 def accelerator(precision, device="cpu"):

@@ -113,6 +113,18 @@ def _check_device(device):
             + f"; available: {', '.join(_available_devices())}.")
 
 
+def bfloat16_is_native(device="cpu"):
+    """Whether ``device`` runs bfloat16 arithmetic in hardware: AMX or AVX-512 BF16 on
+    a CPU (torch's private checks; without them, assume not), bf16 support on CUDA."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    return any(getattr(torch.cpu, check, lambda: False)()
+               for check in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"))
+
+
 def _is_int(value):
     """An integer, and not a bool: ``True`` passed where a count belongs is a mistake."""
     return isinstance(value, Integral) and not isinstance(value, bool)
@@ -153,6 +165,7 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
         "callbacks": [list, None],
         "train_split": [callable, None],
         "device": [str, torch.device],
+        "precision": [StrOptions({"float32", "bfloat16", "auto"})],
         "accelerator": [HasMethods(["prepare", "accumulate"]), None],
         "warm_start": ["boolean"],
         "random_state": ["random_state"],
@@ -339,6 +352,10 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
                     f"{monitor.replace('valid_', 'train_', 1)!r}).")
         if self.accelerator is None:  # accelerate places the model itself
             _check_device(self.device)
+        elif self.precision != "float32":
+            raise ValueError(
+                f"precision={self.precision!r} with an accelerator: set the accelerator's "
+                "own mixed_precision instead (Accelerator(mixed_precision='bf16')).")
 
     # --- input handling -------------------------------------------------------------
     def _validate_X(self, X, reset):
@@ -539,6 +556,7 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
                 self.n_features_per_frame_ = X.shape[2]
                 self.net_ = self._make_net(self._build_module(X.shape[2]))
                 self.net_.initialize()
+                self._apply_precision()
                 self._built_with = self._architecture()
                 self._built_optimizer = self.optimizer
                 self._built_routed = self._net_params()
@@ -582,6 +600,17 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
             self.net_.set_params(lr=self.lr, batch_size=self.batch_size, **changed)
         self._built_optimizer = self.optimizer
         self._built_routed = self._net_params()
+        self._apply_precision()
+
+    def _apply_precision(self):
+        """``precision_`` and the module's training arithmetic, from ``precision``."""
+        precision = self.precision
+        if precision == "auto":
+            precision = "bfloat16" if bfloat16_is_native(self._module_device) \
+                else "float32"
+        self.precision_ = precision
+        self.net_.module_.autocast_dtype = torch.bfloat16 if precision == "bfloat16" \
+            else None
 
     _n_encoders = 1
     _MAX_PARAMETERS = 2 ** 30  # 4 GiB of float32 weights, before gradients and Adam

@@ -259,6 +259,9 @@ class TopographicVAEModule(nn.Module):
         if topography is not None and center_decoder_input:
             offset = -topography.mu.detach().item() / math.sqrt(topography.n_terms)
         self.register_buffer("t_offset", torch.tensor(offset), persistent=False)
+        # bfloat16 for the networks while training (the estimator's precision); the
+        # topography, the likelihood and everything at inference stay float32
+        self.autocast_dtype = None
         if likelihood == "gaussian":
             self.x_logvar = nn.Parameter(torch.zeros(n_features))
         # What the weights were trained with beyond their shapes, saved with them, so
@@ -306,13 +309,20 @@ class TopographicVAEModule(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # --- the pieces -------------------------------------------------------------
+    def _autocast(self, x):
+        dtype = getattr(self, "autocast_dtype", None)  # modules pickled before it: None
+        return torch.autocast(x.device.type, dtype=dtype or torch.bfloat16,
+                              enabled=dtype is not None and self.training)
+
     def encode(self, x):
         """Posterior parameters: four ``(B, S, n_latent)`` tensors (``u`` ones ``None``)."""
-        z_mean, z_logvar = self.encoder_z(x)
-        if self.encoder_u is None:
-            return z_mean, z_logvar, None, None
-        u_mean, u_logvar = self.encoder_u(x)
-        return z_mean, z_logvar, u_mean, u_logvar
+        with self._autocast(x):
+            z_mean, z_logvar = self.encoder_z(x)
+            u_mean, u_logvar = self.encoder_u(x) if self.encoder_u is not None \
+                else (None, None)
+        if u_mean is None:
+            return z_mean.float(), z_logvar.float(), None, None
+        return z_mean.float(), z_logvar.float(), u_mean.float(), u_logvar.float()
 
     def latent(self, z, u):
         """t from z and u; ``(..., S, n_latent)`` with any leading batch axes."""
@@ -339,8 +349,9 @@ class TopographicVAEModule(nn.Module):
 
     def decode(self, t):
         """The decoder's output: Bernoulli logits or Gaussian means, ``(..., F)``."""
-        out = self.decoder((t - self.t_offset).reshape(-1, t.shape[-1]))
-        return out.view(*t.shape[:-1], out.shape[-1])
+        with self._autocast(t):
+            out = self.decoder((t - self.t_offset).reshape(-1, t.shape[-1]))
+        return out.float().view(*t.shape[:-1], out.shape[-1])
 
     def mean(self, x_param):
         """E[x | t] from the decoder output."""

@@ -515,3 +515,31 @@ def test_callbacks_that_need_a_validation_split_say_so(X):
         tiny_tvae(callbacks=[Checkpoint()]).fit(X)
     tiny_tvae(callbacks=[EarlyStopping(monitor="train_loss", patience=1)]).fit(X)
     tiny_tvae(callbacks=[EarlyStopping()], train_split=ValidSplit(4)).fit(X)
+
+
+def test_bfloat16_training_is_its_own_reproducible_fit(X, monkeypatch):
+    import sktvae._base as base
+
+    fp32 = tiny_tvae().fit(X)
+    bf16 = tiny_tvae(precision="bfloat16").fit(X)
+    again = tiny_tvae(precision="bfloat16").fit(X)
+    assert fp32.precision_ == "float32" and bf16.precision_ == "bfloat16"
+    np.testing.assert_array_equal(bf16.transform(X), again.transform(X))  # same seed
+    assert not np.array_equal(bf16.transform(X), fp32.transform(X))  # other arithmetic
+    # Inference stays float32, and close to the float32 model's after two epochs.
+    assert bf16.transform(X).dtype == np.float32
+    assert abs(bf16.score(X) - fp32.score(X)) < 0.05 * abs(fp32.score(X))
+    # The networks ran in bfloat16 while training only.
+    seen = []
+    hook = bf16.net_.module_.decoder.register_forward_hook(
+        lambda module, args, out: seen.append(out.dtype))
+    bf16.partial_fit(X)
+    bf16.transform(X[:2])
+    bf16.inverse_transform(bf16.transform(X[:2]))
+    hook.remove()
+    assert seen[0] == torch.bfloat16 and seen[-1] == torch.float32
+    for native, expected in ((True, "bfloat16"), (False, "float32")):
+        monkeypatch.setattr(base, "bfloat16_is_native", lambda device, n=native: n)
+        assert tiny_vae(precision="auto").fit(X).precision_ == expected
+    fp32.set_params(precision="bfloat16").partial_fit(X)  # a training parameter
+    assert fp32.precision_ == "bfloat16"
