@@ -247,7 +247,8 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
             if "__" not in key or key.split("__", 1)[0] not in self._ROUTED_PREFIXES:
                 raise ValueError(
                     f"{key!r} is not a parameter of {type(self).__name__}: double-"
-                    "underscore parameters go to the skorch net and must start with "
+                    "underscore parameters go to the skorch net or the networks and "
+                    "must start with "
                     f"{', '.join(p + '__' for p in self._ROUTED_PREFIXES)} (e.g. "
                     "optimizer__weight_decay=1e-4).")
 
@@ -270,8 +271,9 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
         """Set parameters, including skorch's double-underscore ones.
 
         ``optimizer__*``, ``iterator_train__*``, ``iterator_valid__*`` and
-        ``callbacks__*`` are kept for the skorch net (scikit-learn would read them as
-        parameters of a nested estimator ``optimizer``, which is a string).
+        ``callbacks__*`` are kept for the skorch net, ``encoder__*`` and
+        ``decoder__*`` for the networks (scikit-learn would read them as parameters of
+        a nested estimator ``optimizer``, which is a string).
 
         Parameters
         ----------
