@@ -2,19 +2,16 @@
 
 Nothing here downloads unless asked to: ``load_digits_images`` reads the copy that ships
 with scikit-learn, and ``fetch_mnist`` reads a local file, then its cache, and only then
-downloads once (verified by SHA-256) when ``download_if_missing=True``.
+downloads once (scikit-learn's ``fetch_file``: retried, verified by SHA-256) when
+``download_if_missing=True``.
 """
 
 from __future__ import annotations
 
 import gzip
-import hashlib
 import math
 import os
-import tempfile
-import time
-import urllib.error
-import urllib.request
+import socket
 import zipfile
 import zlib
 from pathlib import Path
@@ -22,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from numpy.typing import NDArray
-from sklearn.datasets import get_data_home, load_digits
+from sklearn.datasets import fetch_file, get_data_home, load_digits
 from sklearn.utils import Bunch
 from torch.nn import functional as F
 
@@ -30,6 +27,7 @@ from ._base import _is_int
 
 MNIST_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
 MNIST_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
+_DOWNLOAD_RETRIES, _RETRY_DELAY = 3, 1.0
 _IDX_FILES = {"x_train": "train-images-idx3-ubyte", "y_train": "train-labels-idx1-ubyte",
               "x_test": "t10k-images-idx3-ubyte", "y_test": "t10k-labels-idx1-ubyte"}
 
@@ -205,52 +203,24 @@ def _read_idx(folder, name):
     return np.frombuffer(raw, np.uint8).reshape(shape)
 
 
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def _download(url, target, sha256, *, timeout=60.0):
+    """Download into ``target`` with scikit-learn's ``fetch_file``: retried on network
+    errors, verified by SHA-256, written to a temporary file and moved into place, so a
+    failed or damaged download leaves nothing behind.
 
-
-def _download(url, target, sha256, *, deadline=600.0, max_bytes=64 * 2 ** 20):
-    """Download to a temporary file, verify its checksum, then move it into place.
-
-    ``deadline`` bounds the whole download in seconds (urllib's timeout bounds each
-    read only, so a server that trickles would never end); ``max_bytes`` bounds its
-    size. Whatever goes wrong, the partial file is removed and the error names the URL
-    and the way round it (``path=``).
+    ``timeout`` bounds every network read in seconds (urllib waits forever by
+    default). Whatever goes wrong, the error names the URL and the way round it
+    (``path=``).
     """
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
-    os.close(fd)
     advice = (f"Download {url} yourself and pass path= to the file, or set data_home= "
               "to a folder that holds sktvae_mnist/mnist.npz.")
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(timeout)  # fetch_file's urlretrieve takes no timeout
     try:
-        start = time.monotonic()
-        try:
-            with urllib.request.urlopen(url, timeout=60) as response, \
-                    open(tmp, "wb") as f:
-                received = 0
-                while block := response.read(1 << 16):
-                    received += len(block)
-                    if received > max_bytes:
-                        raise OSError(f"Downloading {url} sent more than {max_bytes} "
-                                      f"bytes, more than MNIST holds. {advice}")
-                    if time.monotonic() - start > deadline:
-                        raise TimeoutError(
-                            f"Downloading {url} took more than {deadline:g} s "
-                            f"({received} bytes so far). {advice}")
-                    f.write(block)
-        except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
-            if isinstance(error, TimeoutError) and url in str(error):
-                raise
-            raise OSError(f"Could not download {url} ({error}). {advice}") from error
-        got = _sha256(tmp)
-        if got != sha256:
-            raise OSError(f"Checksum mismatch for {url}: expected {sha256}, got {got}. "
-                          f"The file was discarded. {advice}")
-        os.replace(tmp, target)
+        fetch_file(url, folder=target.parent, local_filename=target.name, sha256=sha256,
+                   n_retries=_DOWNLOAD_RETRIES, delay=_RETRY_DELAY)
+    except OSError as error:  # URLError, timeouts and a checksum mismatch
+        raise OSError(f"Could not download {url} ({error}). {advice}") from error
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        socket.setdefaulttimeout(previous)
