@@ -306,6 +306,11 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
     def _n_latent(self):
         """Latent values per frame."""
 
+    @abstractmethod
+    def _forecast_latents(self, t_observed, n_steps):
+        """Latents ``(n, n_steps, n_latent)`` of the frames after the observed ones,
+        whose latents are ``t_observed`` ``(n, k, n_latent)``."""
+
     def _check_params(self):
         """Checks across parameters, after ``_validate_params``; subclasses extend it."""
         for name, constraints in self._parameter_constraints.items():
@@ -727,26 +732,116 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
                 out[rows] = x_mean.flatten(1).cpu().numpy()
         return out
 
+    def predict_sequence(self, X_observed: ArrayLike, n_steps: int | None = None, *,
+                         include_observed: bool = False) -> NDArray[np.float32]:
+        """Forecast the frames after the observed ones.
+
+        Each row holds the first ``k`` frames of a sequence (``1 <= k <
+        sequence_length``), encoded together. A :class:`TopographicVAE` takes the ``u``
+        of the unseen frames to roll one capsule unit per frame on from the last
+        observed one, as the prior rewards (so no unseen frame enters the latents;
+        ``k = 1`` is a frame encoded alone), rolls the last observed frame's capsules
+        by ``1 .. n_steps`` and decodes each roll: the frames the model expects next,
+        the decoder's mean ``E[x | t]``. A :class:`VAE` cannot roll: its forecast is
+        the reconstruction of the last observed frame, repeated (so the two are
+        compared on the same quantity).
+
+        Parameters
+        ----------
+        X_observed : array-like of shape (n_samples, k * `n_features_per_frame_`)
+            The observed frames of each sequence, in time order.
+        n_steps : int, default=None
+            Frames to forecast; ``None`` means ``sequence_length - k``, the rest of the
+            sequence. A TVAE's rolls go on round the capsules beyond it (after
+            ``capsule_dim`` steps they repeat).
+        include_observed : bool, default=False
+            Put the reconstructions of the ``k`` observed frames (decoded from their
+            latents) before the forecast.
+
+        Returns
+        -------
+        X_pred : ndarray of shape (n_samples, m * `n_features_per_frame_`)
+            Frames in time order: the ``n_steps`` forecast frames ``k .. k + n_steps -
+            1`` (``m = n_steps``), after the ``k`` reconstructions when
+            ``include_observed`` (``m = k + n_steps``).
+
+        See Also
+        --------
+        sktvae.metrics.forecast_error : The forecasts' error per horizon, beside
+            baselines.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sktvae import TopographicVAE
+        >>> X = np.random.default_rng(0).random((10, 4 * 6))
+        >>> tvae = TopographicVAE(2, 4, 4, hidden_layer_sizes=(8,), max_epochs=1,
+        ...                       random_state=0).fit(X)
+        >>> tvae.predict_sequence(X[:3, :2 * 6]).shape  # 2 frames seen, 2 forecast
+        (3, 12)
+        >>> tvae.predict_sequence(X[:3, :6], n_steps=5, include_observed=True).shape
+        (3, 36)
+        """
+        self._check_fitted()
+        if self.sequence_length < 2:
+            raise ValueError("predict_sequence forecasts the frames of a sequence after "
+                             "the observed ones; this estimator has sequence_length=1.")
+        t = self._encode_observed(X_observed, max_frames=self.sequence_length - 1,
+                                  name="X_observed")  # (n, k, n_latent)
+        n, k, _ = t.shape
+        n_steps = self.sequence_length - k if n_steps is None else n_steps
+        if not _is_int(n_steps) or n_steps < 1:
+            raise ValueError(f"n_steps must be a positive integer; got {n_steps!r}.")
+        frames = int(n_steps) + (k if include_observed else 0)
+        values = n * frames * (self.n_features_per_frame_ + self._n_latent)
+        if values > _MAX_OUTPUT_VALUES:
+            raise ValueError(
+                f"n_steps={n_steps} for {n} sequences would need "
+                f"{values * 4 / 2 ** 30:.1f} GiB of output and rolls; at most "
+                f"{_MAX_OUTPUT_VALUES * 4 // 2 ** 30} GiB a call. Ask for fewer steps (a "
+                "TVAE's rolls repeat after capsule_dim steps), or fewer sequences per "
+                "call.")
+        latents = self._forecast_latents(t, int(n_steps))
+        if include_observed:
+            latents = np.concatenate([t, latents], 1)
+        return self._decode(torch.from_numpy(np.ascontiguousarray(latents)))
+
     def _encode_frames(self, X_frames):
         """t of single frames, each encoded on its own: ``(n, F)`` -> ``(n, n_latent)``.
 
         No other frame enters the latent; for a TVAE the frame's unseen neighbours are
         assumed to follow the prior's roll (``Topography.frame_alone``).
         """
+        return self._encode_observed(X_frames, max_frames=1)[:, 0]
+
+    def _encode_observed(self, X_observed, max_frames=None, name="X"):
+        """t of the first ``k`` frames of sequences of which only they were seen,
+        encoded together: ``(n, k * F)`` -> ``(n, k, n_latent)``.
+
+        For a TVAE the unseen frames' ``u`` is what the prior rewards
+        (``Topography.observed``), so no unseen frame enters the latents.
+        """
         self._check_fitted()
-        X_frames = check_array(X_frames, dtype=np.float32)
-        if X_frames.shape[1] != self.n_features_per_frame_:
+        X_observed = check_array(X_observed, dtype=np.float32)
+        F, S = self.n_features_per_frame_, self.sequence_length
+        max_frames = S if max_frames is None else max_frames
+        k = X_observed.shape[1] // F
+        if X_observed.shape[1] % F or not 1 <= k <= max_frames:
+            what = ("one frame" if max_frames == 1 else
+                    f"1 to {max_frames} frames of {F} (n_features_in_ / sequence_length)")
             raise ValueError(
-                f"X has {X_frames.shape[1]} features, but one frame has "
-                f"{self.n_features_per_frame_} (n_features_in_ / sequence_length).")
-        self._check_range(X_frames)
+                f"{name} has {X_observed.shape[1]} features, but rows must hold {what}"
+                + (f" ({F} features, n_features_in_ / sequence_length)"
+                   if max_frames == 1 else "") + ".")
+        self._check_range(X_observed)
         module, device = self.net_.module_, self._module_device
         # torch cannot wrap read-only memory
-        X_frames = torch.from_numpy(X_frames if X_frames.flags.writeable else X_frames.copy())
-        out = np.empty((len(X_frames), self._n_latent), np.float32)
+        X_observed = torch.from_numpy(X_observed if X_observed.flags.writeable
+                                      else X_observed.copy()).view(len(X_observed), k, F)
+        out = np.empty((len(X_observed), k, self._n_latent), np.float32)
         with self._inference():
-            for rows in self._batches(len(X_frames), self.sequence_length):
-                t = module.latent_mean(X_frames[rows].to(device), frame_alone=True)
+            for rows in self._batches(len(X_observed), S):
+                t = module.latent_mean(X_observed[rows].to(device), observed=True)
                 out[rows] = t.cpu().numpy()
         return out
 

@@ -150,7 +150,8 @@ class TopographicVAE(_BaseVAE):
     window shifts along its cols axis.
 
     One row of ``X`` is one sequence: ``sequence_length`` frames concatenated in time
-    order. Sequences are treated as cycles (time is circular).
+    order. Sequences are treated as cycles (time is circular) unless
+    ``circular_time=False``.
 
     Parameters
     ----------
@@ -161,14 +162,22 @@ class TopographicVAE(_BaseVAE):
         ``(rows, cols)`` for a torus of ``rows x cols`` units (circular on both axes).
     sequence_length : int, default=18
         Frames per sequence (per row of ``X``). ``1`` gives an i.i.d. topographic VAE.
-    temporal_window : int or None, default=None
+    temporal_window : int, tuple of (int, int) or None, default=None
         ``L``: frames ``l - L .. l + L`` share their scale. ``0`` is the paper's
         "TVAE L=0" (no temporal coherence). ``None`` means ``sequence_length // 2``, the
         whole cycle, the paper's "TVAE L=S/2". Measured on MNIST sequences of one
         transformation, ``L=S/2`` gives the best likelihood and rolls of single frames
         (0.997 on rotation; ``L=2``: 0.983; ``benchmarks/README.md``). At most
         ``sequence_length // 2``; for even lengths the window at ``L = S/2`` covers the
-        ``S`` frames once.
+        ``S`` frames once. A pair ``(past, future)`` shares the scale of frames
+        ``l - past .. l + future``: ``(L, 0)`` is causal (a frame's latent depends on no
+        later frame, as in the authors' predictive-coding follow-up); ``past + future``
+        is at most ``sequence_length - 1``.
+    circular_time : bool, default=True
+        Whether a sequence is one whole cycle of its transformation, so that its last
+        frame neighbours its first (the paper's sequences), or has two ends: then a
+        window stops at them (frames beyond an end are absent), and a causal window
+        never draws on frames that come later.
     capsule_window : int or tuple of (int, int), default=3
         ``K`` (odd): neighbouring capsule units that share their scale. On a torus, a
         pair ``(k_rows, k_cols)`` of odd sizes, or one int for the square window
@@ -225,14 +234,16 @@ class TopographicVAE(_BaseVAE):
     """
 
     _architecture_params = _BaseVAE._architecture_params + (
-        "n_capsules", "capsule_dim", "temporal_window", "capsule_window", "coherence",
-        "mu_init", "center_decoder_input", "u_mean_init")
+        "n_capsules", "capsule_dim", "temporal_window", "circular_time", "capsule_window",
+        "coherence", "mu_init", "center_decoder_input", "u_mean_init")
 
     _parameter_constraints = {
         **_BaseVAE._parameter_constraints,
         "n_capsules": [Interval(Integral, 1, None, closed="left")],
         "capsule_dim": [Interval(Integral, 1, None, closed="left"), "array-like"],
-        "temporal_window": [Interval(Integral, 0, None, closed="left"), None],
+        "temporal_window": [Interval(Integral, 0, None, closed="left"), "array-like",
+                            None],
+        "circular_time": ["boolean"],
         "capsule_window": [Interval(Integral, 1, None, closed="left"), "array-like"],
         "coherence": [StrOptions({"shifting", "stationary"})],
         "mu_init": [Interval(Real, None, None, closed="neither")],
@@ -241,7 +252,8 @@ class TopographicVAE(_BaseVAE):
     }
 
     def __init__(self, n_capsules=18, capsule_dim=18, sequence_length=18, *,
-                 temporal_window=None, capsule_window=3, coherence="shifting",
+                 temporal_window=None, circular_time=True, capsule_window=3,
+                 coherence="shifting",
                  likelihood="bernoulli", mu_init=30.0, center_decoder_input=True,
                  u_mean_init=1.0, hidden_layer_sizes=(512, 512), frame_shape=None,
                  encoder="mlp", decoder="mirror",
@@ -253,6 +265,7 @@ class TopographicVAE(_BaseVAE):
         self.capsule_dim = capsule_dim
         self.sequence_length = sequence_length
         self.temporal_window = temporal_window
+        self.circular_time = circular_time
         self.capsule_window = capsule_window
         self.coherence = coherence
         self.likelihood = likelihood
@@ -284,19 +297,35 @@ class TopographicVAE(_BaseVAE):
 
     @property
     def _temporal_window(self):
-        if self.temporal_window is None:
-            return self.sequence_length // 2
-        return self.temporal_window
+        """``L`` (an int) or ``(past, future)``, checked against ``sequence_length``."""
+        window, S = self.temporal_window, self.sequence_length
+        if window is None:
+            return S // 2
+        if _is_int(window):
+            if window > S // 2:
+                raise ValueError(
+                    f"temporal_window must be at most sequence_length // 2 = {S // 2} (a "
+                    f"window of frames l-L..l+L covers the cycle of {S} frames at "
+                    f"L = S/2); got {window}.")
+            return int(window)
+        entries = np.asarray(window, dtype=object)
+        if entries.ndim != 1 or len(entries) != 2 or not all(
+                _is_int(v) and v >= 0 for v in entries):
+            raise ValueError(
+                "temporal_window must be an int L or a pair (past, future) of ints >= 0; "
+                f"got {window!r}.")
+        past, future = (int(v) for v in entries)
+        if past + future > S - 1:
+            raise ValueError(
+                f"temporal_window={window!r} covers {past + future + 1} frames, more than "
+                f"the {S} of a sequence (sequence_length): past + future must be at most "
+                f"{S - 1}.")
+        return past, future
 
     def _check_params(self):
         super()._check_params()
         _ = self._capsule_window_shape  # raises for a window that does not fit
-        if self._temporal_window > self.sequence_length // 2:
-            raise ValueError(
-                f"temporal_window must be at most sequence_length // 2 = "
-                f"{self.sequence_length // 2} (a window of frames l-L..l+L covers the "
-                f"cycle of {self.sequence_length} frames at L = S/2); got "
-                f"{self.temporal_window}.")
+        _ = self._temporal_window
 
     @property
     def _capsule_shape(self):
@@ -389,58 +418,18 @@ class TopographicVAE(_BaseVAE):
         index = np.expand_dims(index, [a for a in range(1, capsules.ndim) if a != axis])
         return np.take_along_axis(capsules, index, axis=axis).reshape(T.shape)
 
-    def predict_sequence(self, X_first_frames: ArrayLike, n_steps: int | None = None
-                         ) -> NDArray[np.float32]:
-        """Encode single frames and decode their future by rolling the capsules.
-
-        Each frame is encoded on its own (the ``u`` of its unseen neighbours is taken
-        to roll one capsule dimension per frame, as the prior rewards, so the latent
-        holds no other frame), its capsules are rolled by ``0 .. n_steps - 1``, and
-        each roll is decoded: the frames the model expects next.
-
-        Parameters
-        ----------
-        X_first_frames : array-like of shape (n_samples, `n_features_per_frame_`)
-            One frame per row.
-        n_steps : int, default=None
-            Frames to generate; ``None`` means ``sequence_length``.
-
-        Returns
-        -------
-        X_pred : ndarray of shape (n_samples, n_steps * `n_features_per_frame_`)
-            Predicted frames in time order; frame 0 is the reconstruction.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from sktvae import TopographicVAE
-        >>> X = np.random.default_rng(0).random((10, 4 * 6))
-        >>> tvae = TopographicVAE(2, 4, 4, hidden_layer_sizes=(8,), max_epochs=1,
-        ...                       random_state=0).fit(X)
-        >>> tvae.predict_sequence(X[:3, :6], n_steps=5).shape
-        (3, 30)
-        """
-        self._check_fitted()
-        n_steps = self.sequence_length if n_steps is None else n_steps
-        if not _is_int(n_steps) or n_steps < 1:
-            raise ValueError(f"n_steps must be a positive integer; got {n_steps!r}.")
-        t0 = self._encode_frames(X_first_frames)
-        values = len(t0) * int(n_steps) * (self.n_features_per_frame_ + self._n_latent)
-        if values > _MAX_OUTPUT_VALUES:
-            raise ValueError(
-                f"n_steps={n_steps} for {len(t0)} frames would need "
-                f"{values * 4 / 2 ** 30:.1f} GiB of output and rolls; at most "
-                f"{_MAX_OUTPUT_VALUES * 4 // 2 ** 30} GiB a call. The rolls repeat after "
-                f"{self._capsule_shape[-1]} steps: ask for fewer steps, or fewer frames "
-                "per call.")
-        rolled = np.stack([self.roll(t0, k) for k in range(n_steps)], axis=1)
-        return self._decode(torch.from_numpy(rolled))
+    def _forecast_latents(self, t_observed, n_steps):
+        """Latents of the ``n_steps`` frames after the observed ones ``(n, k,
+        n_latent)``: the last one's capsules rolled by ``1 .. n_steps`` (after
+        ``capsule_dim`` steps the rolls repeat)."""
+        return np.stack([self.roll(t_observed[:, -1], h) for h in range(1, n_steps + 1)], 1)
 
     def _build_module(self, n_features):
         topography = Topography(
             self.n_capsules, self._capsule_shape, self.sequence_length,
             self._temporal_window, self._capsule_window_shape,
-            shifting=self.coherence == "shifting", mu_init=self.mu_init)
+            shifting=self.coherence == "shifting", mu_init=self.mu_init,
+            circular_time=self.circular_time)
         return TopographicVAEModule(n_features, self._n_latent, self.hidden_layer_sizes,
                                     self.likelihood, topography,
                                     center_decoder_input=self.center_decoder_input,
@@ -510,6 +499,10 @@ class VAE(_BaseVAE):
         **_BaseVAE._parameter_constraints,
         "n_components": [Interval(Integral, 1, None, closed="left")],
     }
+
+    def _forecast_latents(self, t_observed, n_steps):
+        """A VAE cannot roll: every forecast frame is the last observed one's latent."""
+        return np.repeat(t_observed[:, -1:], n_steps, axis=1)
 
     def __init__(self, n_components=324, sequence_length=1, *, likelihood="bernoulli",
                  hidden_layer_sizes=(512, 512), frame_shape=None, encoder="mlp",

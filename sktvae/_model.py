@@ -273,19 +273,32 @@ class TopographicVAEModule(nn.Module):
 
     # (what the estimator calls it, the value) for each entry of ``structure``
     _STRUCTURE_NAMES = ("a topography (TopographicVAE, not VAE)", "coherence",
-                        "temporal_window", "capsule_window (rows)",
+                        "temporal_window (past frames)", "capsule_window (rows)",
                         "capsule_window (cols)", "n_capsules", "capsule_dim (rows)",
                         "capsule_dim (cols)", "sequence_length",
-                        "center_decoder_input (with mu_init)")
+                        "center_decoder_input (with mu_init)",
+                        "temporal_window (future frames)", "circular_time")
 
     def _structure(self):
         top = self.topography
         if top is None:
-            return [0.0] * 9 + [float(self.t_offset)]
-        return [1.0, float(top.shifting), float(top.temporal_window),
+            return [0.0] * 9 + [float(self.t_offset), 0.0, 0.0]
+        first, last = top.window_offsets
+        return [1.0, float(top.shifting), float(-first),
                 *map(float, top.capsule_window), float(top.n_capsules),
                 *map(float, top.capsule_shape), float(top.sequence_length),
-                float(self.t_offset)]
+                float(self.t_offset), float(last), float(top.circular_time)]
+
+    @staticmethod
+    def _upgrade_structure(saved):
+        """A structure saved before windows had two sides (ten entries): add the
+        future side its int window had and circular time, the only time there was."""
+        if len(saved) != 10:
+            return saved
+        if saved[0] == 0.0:  # a VAE
+            return saved + [0.0, 0.0]
+        L, S = saved[2], saved[8]
+        return saved + [min(L, S - 1 - L), 1.0]
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         """Refuse weights saved from a model of another structure (torch would load
@@ -296,7 +309,8 @@ class TopographicVAEModule(nn.Module):
             return super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         if key not in state_dict:
             state_dict[key] = self.structure.clone()
-        saved = state_dict[key].double().cpu().flatten().tolist()
+        saved = self._upgrade_structure(state_dict[key].double().cpu().flatten().tolist())
+        state_dict[key] = torch.tensor(saved, dtype=torch.float64)
         own = self.structure.cpu().tolist()
         differ = [f"{name} ({a:g} saved, {b:g} here)" for name, a, b
                   in zip(self._STRUCTURE_NAMES, saved, own) if abs(a - b) > 1e-6]
@@ -332,19 +346,20 @@ class TopographicVAEModule(nn.Module):
         t = self.topography(z.reshape(-1, *z.shape[-2:]), u.reshape(-1, *u.shape[-2:]))
         return t.view(*lead, *t.shape[-2:])
 
-    def latent_mean(self, x, frame_alone=False):
+    def latent_mean(self, x, observed=False):
         """Deterministic t: ``z`` at its posterior mean and ``u^2`` at its posterior
         expectation (``expected_square``).
 
-        ``x`` is ``(B, S, F)``, or ``(B, F)`` with ``frame_alone=True`` for single
-        frames encoded with no sequence around them.
+        ``x`` is ``(B, S, F)``, or with ``observed=True`` ``(B, k, F)``: the first ``k``
+        frames of sequences of which no more was seen (``Topography.observed``; ``k = 1``
+        is a frame encoded alone).
         """
         z_mean, _, u_mean, u_logvar = self.encode(x.float())
         if self.topography is None:
             return z_mean
         u_sq = expected_square(u_mean, u_logvar)
-        if frame_alone:
-            return self.topography.frame_alone(z_mean, u_sq)
+        if observed:
+            return self.topography.observed(z_mean, u_sq)
         return self.topography.from_squares(z_mean, u_sq)
 
     def decode(self, t):

@@ -2,9 +2,12 @@
 
 Each capsule is a torus of ``rows x cols`` units; a ring of ``D`` units (the paper's
 sequence capsules) is the torus ``1 x D``, so one code serves both. W sums u^2 over a
-neighbourhood of each latent: frames ``l - L .. l + L`` (the temporal window ``L``,
-circular in time because a sequence is one whole cycle of a transformation) and a
-``k_rows x k_cols`` window of the same capsule's torus (circular on both axes). With
+neighbourhood of each latent: frames ``l - past .. l + future`` (the temporal window:
+``-L .. L`` for an int ``L``; ``(L, 0)`` is causal) and a ``k_rows x k_cols`` window of
+the same capsule's torus (circular on both axes). Time is circular when a sequence is
+one whole cycle of a transformation (the paper's sequences); otherwise frames beyond
+either end of the sequence are absent from the window (zero padding), so no frame's
+scale is shared with the other end of its sequence. With
 *shifting* coherence the window at time offset ``delta`` is centred ``delta`` units
 further along the cols axis, so a pattern that rolls one unit per frame shares one
 scale: that is the inductive bias that makes capsules equivariant. *Stationary*
@@ -31,13 +34,17 @@ _MAX_MATRIX_SIDE = 2048  # S*R*C above which the (S*R*C)^2 matrix would outgrow 
 def temporal_offsets(sequence_length, temporal_window):
     """Frame offsets ``delta`` covered by the temporal window, as ``(first, last)``.
 
-    The window is ``-L .. L``. When ``2L + 1`` frames would cover a cycle of
-    ``sequence_length`` frames more than once (``L = S/2`` with even ``S``), it is cut to
-    ``S`` frames, ``-L .. S - 1 - L``, so that no frame is counted twice (the reference
-    code's 18-frame kernel for ``S = 18``).
+    An int ``L`` is the window ``-L .. L``. When ``2L + 1`` frames would cover a cycle
+    of ``sequence_length`` frames more than once (``L = S/2`` with even ``S``), it is
+    cut to ``S`` frames, ``-L .. S - 1 - L``, so that no frame is counted twice (the
+    reference code's 18-frame kernel for ``S = 18``). A pair ``(past, future)`` is the
+    window ``-past .. future``, taken as it is: ``(L, 0)`` is causal.
     """
-    last = min(temporal_window, sequence_length - 1 - temporal_window)
-    return -temporal_window, last
+    if isinstance(temporal_window, Integral):
+        L = int(temporal_window)
+        return -L, min(L, sequence_length - 1 - L)
+    past, future = temporal_window
+    return -int(past), int(future)
 
 
 def topographic_kernel(sequence_length, temporal_window, capsule_window, shifting):
@@ -76,8 +83,9 @@ class Topography(nn.Module):
         ``D`` (or ``(D,)``) for a ring of ``D`` units, ``(rows, cols)`` for a torus.
     sequence_length : int
         Frames per sequence ``S``; time is circular.
-    temporal_window : int
-        ``L``: frames ``l - L .. l + L`` share their scale; ``0`` for none.
+    temporal_window : int or tuple of (int, int)
+        ``L``: frames ``l - L .. l + L`` share their scale (``0`` for none); a pair
+        ``(past, future)``: frames ``l - past .. l + future``.
     capsule_window : int or tuple of int
         ``K`` (odd) neighbouring units of a ring, or ``(k_rows, k_cols)`` (both odd) on
         a torus, that share their scale.
@@ -86,12 +94,16 @@ class Topography(nn.Module):
         (BubbleVAE).
     mu_init : float
         Initial value of the learned scalar ``mu``.
+    circular_time : bool
+        Whether time wraps around (sequences are whole cycles) or the window stops at
+        the sequence's ends.
     eps : float
         Added inside the square root for stability (the reference value).
     """
 
     def __init__(self, n_capsules, capsule_shape, sequence_length, temporal_window,
-                 capsule_window, shifting=True, mu_init=0.0, eps=1e-6):
+                 capsule_window, shifting=True, mu_init=0.0, circular_time=True,
+                 eps=1e-6):
         super().__init__()
         rows, cols = _as_torus(capsule_shape)
         self.n_capsules = n_capsules
@@ -99,6 +111,7 @@ class Topography(nn.Module):
         self.sequence_length = sequence_length
         self.shifting = shifting
         self.temporal_window = temporal_window
+        self.circular_time = circular_time
         self.capsule_window = _as_torus(capsule_window)
         self.eps = eps
         self.mu = nn.Parameter(torch.tensor(float(mu_init)))
@@ -107,6 +120,7 @@ class Topography(nn.Module):
         self.register_buffer("kernel", kernel[None, None], persistent=False)
         first, last = temporal_offsets(sequence_length, temporal_window)
         pad_rows, pad_cols = (kernel.shape[1] - 1) // 2, (kernel.shape[2] - 1) // 2
+        self.time_padding = (-first, last)
         self.register_buffer("time_index", _circular_index(first, sequence_length, last),
                              persistent=False)
         self.register_buffer("row_index", _circular_index(-pad_rows, rows, pad_rows),
@@ -130,10 +144,19 @@ class Topography(nn.Module):
         """Terms of ``u^2`` in each window: ``W * u^2`` is about this under the prior."""
         return int(self.kernel.sum())
 
+    @property
+    def window_offsets(self):
+        """``(first, last)``: the window covers frames ``l + first .. l + last``."""
+        return -self.time_padding[0], self.time_padding[1]
+
     def _conv_blocks(self, blocks):
-        """W * u^2 on ``(N, S, R, C)`` blocks by a conv over the circularly padded block."""
-        padded = (blocks.index_select(1, self.time_index)
-                  .index_select(2, self.row_index).index_select(3, self.col_index))
+        """W * u^2 on ``(N, S, R, C)`` blocks by a conv over the padded block: circular
+        on the torus, and in time circular or zero (frames beyond the ends)."""
+        if getattr(self, "circular_time", True):  # modules pickled before it: circular
+            blocks = blocks.index_select(1, self.time_index)
+        else:
+            blocks = F.pad(blocks, (0, 0, 0, 0, *self.time_padding))
+        padded = blocks.index_select(2, self.row_index).index_select(3, self.col_index)
         return F.conv3d(padded[:, None], self.kernel)[:, 0]
 
     def neighbourhood_sum(self, u_sq):
@@ -163,19 +186,30 @@ class Topography(nn.Module):
     def frame_alone(self, z, u_sq):
         """t of single frames with no sequence around them; ``z``, ``u_sq``: ``(B, n)``.
 
-        The unseen neighbours' ``u`` are taken to be what the prior rewards: ``u`` rolled
-        one unit along the cols axis per frame (shifting) or unchanged (stationary). The
-        frame then gets the same number of terms in its window as in training, and its
-        latent holds nothing about any other frame.
+        :meth:`observed` with one frame: the frame gets the same number of terms in its
+        window as in training, and its latent holds nothing about any other frame.
         """
-        B, n = u_sq.shape
+        return self.observed(z[:, None], u_sq[:, None])[:, 0]
+
+    def observed(self, z, u_sq):
+        """t of the first ``k`` frames of sequences of which only they were seen.
+
+        ``z``, ``u_sq``: ``(B, k, n)`` with ``1 <= k <= S``. The unseen frames
+        ``k .. S-1`` take the ``u^2`` the prior rewards: the last seen frame's rolled
+        one unit along the cols axis per frame after it (shifting) or unchanged
+        (stationary). Their ``z`` does not matter: t of a frame uses its own ``z``.
+        Returns ``(B, k, n)``.
+        """
+        B, k, n = u_sq.shape
         S, N, (R, C) = self.sequence_length, self.n_capsules, self.capsule_shape
-        steps = torch.arange(S, device=u_sq.device)[:, None] * int(self.shifting)
-        index = (torch.arange(C, device=u_sq.device)[None, :] - steps) % C  # (S, C)
-        u_seq = u_sq.view(B, 1, N, R, C).expand(B, S, N, R, C)
-        u_seq = u_seq.gather(4, index.view(1, S, 1, 1, C).expand(B, S, N, R, C))
-        z_seq = z.view(B, 1, n).expand(B, S, n)
-        return self.from_squares(z_seq, u_seq.reshape(B, S, n))[:, 0]
+        if k < S:
+            steps = torch.arange(1, S - k + 1, device=u_sq.device)[:, None] * int(self.shifting)
+            index = (torch.arange(C, device=u_sq.device)[None, :] - steps) % C  # (S-k, C)
+            last = u_sq[:, -1].reshape(B, 1, N, R, C).expand(B, S - k, N, R, C)
+            unseen = last.gather(4, index.view(1, S - k, 1, 1, C).expand(B, S - k, N, R, C))
+            u_sq = torch.cat([u_sq, unseen.reshape(B, S - k, n)], 1)
+            z = torch.cat([z, z[:, -1:].expand(B, S - k, n)], 1)
+        return self.from_squares(z, u_sq)[:, :k]
 
 
 def _as_torus(shape):

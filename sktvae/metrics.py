@@ -6,6 +6,8 @@
   to the frame ``k`` steps later? The test that a blurry decoder cannot pass.
 * ``capsule_roll_correlation``: the paper's CapCorr, the correlation between the true
   shift of each frame and the roll observed in its capsules.
+* ``forecast_error``: the error of the frames forecast after a partly seen sequence,
+  per horizon, beside repeating the last seen frame and the mean of the seen ones.
 
 All take a fitted ``TopographicVAE`` or ``VAE`` and sequences ``X``. A VAE's latent is
 cut into capsules the same way (``capsule_shape``) so the two are measured alike. On a
@@ -30,6 +32,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from numpy.typing import ArrayLike, NDArray
+from sklearn.utils import Bunch
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import _BaseVAE, _is_int
@@ -311,6 +314,83 @@ def _cycle_hits(nearest, targets, S, tolerance=1):
     ``targets`` ``(k,)`` around a cycle of ``S`` frames; boolean ``(n, k)``."""
     distance = np.abs(nearest - np.asarray(targets)[None, :]) % S
     return np.minimum(distance, S - distance) <= tolerance
+
+
+_CLIP = 1e-4  # forecasts are clipped to [_CLIP, 1 - _CLIP] for the cross-entropy
+
+
+def forecast_error(estimator: _BaseVAE, X: ArrayLike, n_observed: int) -> Bunch:
+    """Error of forecasts of the unseen rest of each sequence, per horizon.
+
+    The first ``n_observed`` frames of each sequence are given to
+    :meth:`~sktvae.TopographicVAE.predict_sequence`, which forecasts the frames after
+    them (a TVAE by rolling its capsules; a VAE repeats its reconstruction of the last
+    seen frame, as it cannot roll). Each forecast frame at horizon ``h`` (frame
+    ``n_observed - 1 + h``) is compared with the true frame, beside two baselines
+    computed in the same call: repeating the last observed frame, and the mean of the
+    observed frames.
+
+    Parameters
+    ----------
+    estimator : TopographicVAE or VAE
+        Fitted estimator with ``sequence_length >= 2``.
+    X : array-like of shape (n_sequences, n_features)
+        Whole sequences, as for ``fit``; the frames after the observed ones are the
+        truth.
+    n_observed : int
+        Frames seen, ``1 .. sequence_length - 1``.
+
+    Returns
+    -------
+    errors : sklearn.utils.Bunch
+        ``horizon``: ``1 .. sequence_length - n_observed``; ``mse``,
+        ``mse_repeat_last``, ``mse_mean_observed``: the mean squared error per feature
+        at each horizon (means over sequences and features) of the forecast and the
+        two baselines. For a Bernoulli model also ``cross_entropy``,
+        ``cross_entropy_repeat_last``, ``cross_entropy_mean_observed``: the
+        cross-entropy of the true frame under each prediction, in nats per frame
+        (summed over features; predictions clipped to ``[1e-4, 1 - 1e-4]``, so a
+        baseline that repeats a frame of exact zeros and ones is not infinite).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktvae import TopographicVAE
+    >>> from sktvae.metrics import forecast_error
+    >>> X = np.random.default_rng(0).random((10, 4 * 6))
+    >>> tvae = TopographicVAE(2, 4, 4, hidden_layer_sizes=(8,), max_epochs=1,
+    ...                       random_state=0).fit(X)
+    >>> errors = forecast_error(tvae, X, n_observed=2)
+    >>> errors.horizon, errors.mse.shape, errors.mse_repeat_last.shape
+    (array([1, 2]), (2,), (2,))
+    """
+    check_is_fitted(estimator, "net_")
+    S = estimator.sequence_length
+    if S < 2:
+        raise ValueError("forecast_error needs sequences to forecast; this estimator "
+                         "has sequence_length=1.")
+    if not _is_int(n_observed) or not 1 <= n_observed < S:
+        raise ValueError(f"n_observed must be an int in 1 .. sequence_length - 1 = "
+                         f"{S - 1} (some frames seen, some to forecast); got "
+                         f"{n_observed!r}.")
+    frames = _frames(estimator, X)  # (n, S, F)
+    n, _, F = frames.shape
+    k = int(n_observed)
+    truth = frames[:, k:]                                                # (n, S-k, F)
+    predictions = {
+        "": estimator.predict_sequence(frames[:, :k].reshape(n, k * F)).reshape(n, S - k, F),
+        "_repeat_last": np.broadcast_to(frames[:, k - 1:k], truth.shape),
+        "_mean_observed": np.broadcast_to(frames[:, :k].mean(1, keepdims=True), truth.shape),
+    }
+    errors = Bunch(horizon=np.arange(1, S - k + 1))
+    for suffix, pred in predictions.items():
+        errors["mse" + suffix] = ((pred - truth) ** 2).mean((0, 2)).astype(np.float64)
+    if estimator.likelihood == "bernoulli":
+        for suffix, pred in predictions.items():
+            p = np.clip(pred, _CLIP, 1 - _CLIP).astype(np.float64)
+            nll = -(truth * np.log(p) + (1 - truth) * np.log1p(-p)).sum(-1)  # (n, S-k)
+            errors["cross_entropy" + suffix] = nll.mean(0)
+    return errors
 
 
 def capsule_roll_correlation(estimator: _BaseVAE, X: ArrayLike, shifts: ArrayLike | None = None,

@@ -1,4 +1,4 @@
-"""Figures: capsule-roll traversals, topographic maps and training curves (matplotlib).
+"""Figures: capsule-roll traversals, forecasts, topographic maps and training curves.
 
 matplotlib is an optional dependency (``pip install sktvae[plot]``). Every function
 returns a :class:`Display`, as scikit-learn's ``*Display.from_estimator`` do: its
@@ -117,8 +117,10 @@ def plot_capsule_roll(estimator: _BaseVAE, X: ArrayLike, image_shape: tuple[int,
     S = estimator.sequence_length
     n_steps = S if n_steps is None else n_steps
     frames = X.reshape(len(X), S, -1)
-    predicted = estimator.predict_sequence(frames[:, 0], n_steps)
-    predicted = predicted.reshape(len(X), n_steps, -1)
+    # frame 0's reconstruction, then its rolls by 1 .. n_steps - 1
+    predicted = estimator.predict_sequence(frames[:, 0], max(n_steps - 1, 1),
+                                           include_observed=True)
+    predicted = predicted.reshape(len(X), -1, frames.shape[-1])[:, :n_steps]
     true = _as_images(frames[:, :n_steps], image_shape, n_channels)
     pred = _as_images(predicted, image_shape, n_channels)
     fig, axes = plt.subplots(2 * len(X), n_steps, squeeze=False,
@@ -136,6 +138,138 @@ def plot_capsule_roll(estimator: _BaseVAE, X: ArrayLike, image_shape: tuple[int,
         axes[0, k].set_title(str(k), fontsize=8)
     fig.tight_layout(pad=0.2)
     return Display(fig, axes, predicted=predicted)
+
+
+def plot_forecast(estimator: _BaseVAE, X: ArrayLike, image_shape: tuple[int, int],
+                  n_observed: int, *, n_channels: int = 1, n_sequences: int = 3) -> Display:
+    """Forecasts of partly seen sequences beside the truth.
+
+    For each sequence: the true frames, then the forecast
+    (:meth:`~sktvae.TopographicVAE.predict_sequence` given the first ``n_observed``
+    frames), with the seen frames' reconstructions greyed out beside it.
+
+    Parameters
+    ----------
+    estimator : TopographicVAE or VAE
+        Fitted estimator.
+    X : array-like of shape (n_sequences, n_features)
+        Whole sequences; the first ``n_sequences`` are shown.
+    image_shape : tuple of int
+        ``(height, width)`` of a frame.
+    n_observed : int
+        Frames given, ``1 .. sequence_length - 1``.
+    n_channels : int, default=1
+        Channels per frame (3 for colour).
+    n_sequences : int, default=3
+        Sequences to show.
+
+    Returns
+    -------
+    display : Display
+        ``ax_`` holds two rows of ``sequence_length`` panels per sequence, "true" and
+        "forecast"; ``predicted`` the forecast frames ``(n_sequences, sequence_length
+        - n_observed, n_features_per_frame)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktvae import TopographicVAE
+    >>> from sktvae.plotting import plot_forecast
+    >>> X = np.random.default_rng(0).random((4, 4 * 16))
+    >>> tvae = TopographicVAE(1, 4, 4, hidden_layer_sizes=(8,), max_epochs=1).fit(X)
+    >>> plot_forecast(tvae, X, (4, 4), n_observed=2, n_sequences=2).predicted.shape
+    (2, 2, 16)
+    """
+    plt = _pyplot()
+    if not _is_int(n_sequences) or n_sequences < 1:
+        raise ValueError(f"n_sequences must be a positive int; got {n_sequences!r}.")
+    S = estimator.sequence_length
+    if not _is_int(n_observed) or not 1 <= n_observed < S:
+        raise ValueError(f"n_observed must be an int in 1 .. sequence_length - 1 = "
+                         f"{S - 1}; got {n_observed!r}.")
+    X = np.asarray(X, dtype=np.float32)[:n_sequences]
+    frames = X.reshape(len(X), S, -1)
+    k = int(n_observed)
+    shown = estimator.predict_sequence(frames[:, :k].reshape(len(X), -1),
+                                       include_observed=True).reshape(len(X), S, -1)
+    true = _as_images(frames, image_shape, n_channels)
+    pred = _as_images(shown, image_shape, n_channels)
+    fig, axes = plt.subplots(2 * len(X), S, squeeze=False,
+                             figsize=(0.9 * S, 1.9 * len(X)))
+    for i in range(len(X)):
+        for l in range(S):
+            for row, images in ((2 * i, true), (2 * i + 1, pred)):
+                ax = axes[row, l]
+                seen_reconstruction = row == 2 * i + 1 and l < k
+                ax.imshow(images[i, l], cmap="gray", vmin=0, vmax=1,
+                          alpha=0.35 if seen_reconstruction else 1.0)
+                ax.set_xticks([])
+                ax.set_yticks([])
+        axes[2 * i, 0].set_ylabel("true", fontsize=8)
+        axes[2 * i + 1, 0].set_ylabel("forecast", fontsize=8)
+    for l in range(S):
+        axes[0, l].set_title("seen" if l < k else f"+{l - k + 1}", fontsize=8)
+    fig.tight_layout(pad=0.2)
+    return Display(fig, axes, predicted=shown[:, k:])
+
+
+def plot_forecast_error(errors: dict, *, metric: str = "mse", baselines: bool = True,
+                        ax: Axes | None = None) -> Display:
+    """Forecast error against horizon for several models, with the baselines.
+
+    Parameters
+    ----------
+    errors : dict of str to Bunch
+        Model name to the output of :func:`sktvae.metrics.forecast_error` (all for
+        the same sequences and ``n_observed``).
+    metric : {"mse", "cross_entropy"}, default="mse"
+        Which error to draw (``"cross_entropy"`` for Bernoulli models).
+    baselines : bool, default=True
+        Also draw the first entry's baselines (repeat the last seen frame; the mean
+        of the seen frames), dashed.
+    ax : matplotlib.axes.Axes, default=None
+        Axes to draw into; a new figure by default.
+
+    Returns
+    -------
+    display : Display
+        ``ax_`` holds one line per model (and per baseline).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktvae import TopographicVAE
+    >>> from sktvae.metrics import forecast_error
+    >>> from sktvae.plotting import plot_forecast_error
+    >>> X = np.random.default_rng(0).random((6, 4 * 6))
+    >>> tvae = TopographicVAE(2, 4, 4, hidden_layer_sizes=(8,), max_epochs=1).fit(X)
+    >>> display = plot_forecast_error({"TVAE": forecast_error(tvae, X, 1)})
+    >>> len(display.ax_.lines)
+    3
+    """
+    plt = _pyplot()
+    if metric not in ("mse", "cross_entropy"):
+        raise ValueError(f"metric must be 'mse' or 'cross_entropy'; got {metric!r}.")
+    if not errors:
+        raise ValueError("errors is empty: pass {name: forecast_error(...)} per model.")
+    missing = [name for name, e in errors.items() if metric not in e]
+    if missing:
+        raise ValueError(f"{', '.join(missing)} has no {metric!r} (cross-entropy is "
+                         "measured for Bernoulli models only); pass metric='mse'.")
+    fig, ax = _figure_and_ax(plt, ax, (5, 3.5))
+    for name, e in errors.items():
+        ax.plot(e["horizon"], e[metric], marker="o", markersize=3, label=name)
+    if baselines:
+        first = next(iter(errors.values()))
+        for suffix, label in (("_repeat_last", "repeat last seen frame"),
+                              ("_mean_observed", "mean of seen frames")):
+            ax.plot(first["horizon"], first[metric + suffix], linestyle="--",
+                    color="0.5" if suffix == "_repeat_last" else "0.75", label=label)
+    ax.set_xlabel("horizon (frames after the last seen one)")
+    ax.set_ylabel("mean squared error per feature" if metric == "mse"
+                  else "cross-entropy (nats per frame)")
+    ax.legend(fontsize=8)
+    return Display(fig, ax)
 
 
 def plot_topographic_map(estimator: _BaseVAE, X: ArrayLike, *, sequence: int = 0,

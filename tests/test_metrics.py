@@ -67,8 +67,11 @@ def test_roll_and_predict_sequence(X):
         est.roll(T, 0.5)
     pred = est.predict_sequence(X[:, :6], n_steps=3)
     assert pred.shape == (len(X), 18)
-    with pytest.raises(ValueError, match="one frame has 6"):
+    with pytest.raises(ValueError, match="X_observed has 5 features, but rows must hold "
+                                         "1 to 3 frames of 6"):
         est.predict_sequence(X[:, :5])
+    with pytest.raises(ValueError, match="rows must hold 1 to 3 frames"):
+        est.predict_sequence(X)  # a whole sequence leaves nothing to forecast
 
 
 def test_frame_alone_uses_no_other_frame(X):

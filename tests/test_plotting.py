@@ -20,7 +20,7 @@ def test_plots(X):
     assert display.ax_.shape == (2 * 2, 4) and len(display.figure_.axes) == 2 * 2 * 4
     assert display.ax_[0, 0].get_ylabel() == "true"
     np.testing.assert_allclose(display.predicted.reshape(2, -1),
-                               tvae.predict_sequence(X[:2, :6]))
+                               tvae.predict_sequence(X[:2, :6], include_observed=True))
     display = plot_topographic_map(tvae, X, sequence=1)
     assert len(display.ax_) == 4
     assert display.ax_[0].images[0].get_array().shape == (2, 4)
