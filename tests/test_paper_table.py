@@ -431,3 +431,29 @@ def test_annealing_keeps_the_rate_then_lowers_it_towards_zero():
     assert est.history_[:3, "train_loss"] == constant.history_[:, "train_loss"]
     with pytest.raises(ValueError, match="anneal_from"):
         convergence_study.annealing(6, 6)
+
+
+def test_generalization_benchmark_end_to_end(tmp_path, capsys):
+    import json
+
+    import generalization
+
+    images = load_digits_images(size=28).data.reshape(-1, 28, 28)
+    args = generalization.parse_args(["--epochs", "1", "--hidden", "16", "--batch-size",
+                                      "8", "--precision", "float32",
+                                      "--out", str(tmp_path / "g.json")])
+    results = generalization.run(images[:9], images[100:103], args)
+    assert list(results) == ["VAE", "BubbleVAE", "TVAE L=6", "TVAE causal (12, 0)"]
+    for result in results.values():
+        assert set(result) >= set(generalization.TEST_SETS)
+        composed = result["rotation+hue"]
+        assert len(composed["forecast mse from half"]) == paper_table.S // 2
+        assert len(composed["forecast mse from one"]) == paper_table.S - 1
+        assert np.isfinite(composed["ll/frame"]) and 0 <= composed["roll acc"] <= 1
+    assert "Unseen combinations" in capsys.readouterr().out
+    saved = json.loads((tmp_path / "g.json").read_text())["results"]
+    assert saved["VAE"]["rotation"]["roll acc"] == results["VAE"]["rotation"]["roll acc"]
+    rows = dict((name, value) for name, value, _ in generalization.targets(results))
+    assert rows["TVAE L=6: worst forecast mse / VAE's (half seen)"] == max(
+        a / b for a, b in zip(results["TVAE L=6"]["rotation+hue"]["forecast mse from half"],
+                              results["VAE"]["rotation+hue"]["forecast mse from half"]))
