@@ -1,4 +1,5 @@
-"""Image data sets: scikit-learn's embedded digits and real MNIST (local file or cached).
+"""Image data sets: scikit-learn's embedded digits, real MNIST and dSprites (local file
+or cached), and dSprites-style sprites drawn from their factors.
 
 Nothing here downloads unless asked to: ``load_digits_images`` reads the copy that ships
 with scikit-learn, and ``fetch_mnist`` reads a local file, then its cache, and only then
@@ -9,6 +10,7 @@ downloads once (scikit-learn's ``fetch_file``: retried, verified by SHA-256) whe
 from __future__ import annotations
 
 import gzip
+import hashlib
 import math
 import os
 import socket
@@ -24,6 +26,10 @@ from sklearn.utils import Bunch
 from torch.nn import functional as F
 
 from ._base import _is_int
+from ._sprites import make_sprite_sequences, make_sprites
+
+__all__ = ["fetch_dsprites", "fetch_mnist", "load_digits_images", "make_sprite_sequences",
+           "make_sprites"]
 
 MNIST_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
 MNIST_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
@@ -121,7 +127,7 @@ def fetch_mnist(data_home: str | os.PathLike | None = None,
             if not download_if_missing:
                 raise OSError(f"MNIST is not in the cache ({cached}) and "
                               "download_if_missing=False. Pass path= to a local copy.")
-            _download(MNIST_URL, cached, MNIST_SHA256)
+            _download(MNIST_URL, cached, sha256=MNIST_SHA256)
         arrays = _read_mnist(cached)
     if return_X_y:
         return tuple(arrays[k] for k in ("x_train", "y_train", "x_test", "y_test"))
@@ -144,14 +150,14 @@ def _read_mnist(path):
     return arrays
 
 
-def _read_npz(path):
+def _read_npz(path, keys=tuple(_IDX_FILES), what="an MNIST .npz"):
     try:
         with np.load(path, allow_pickle=False) as data:
-            missing = set(_IDX_FILES) - set(data.files)
+            missing = set(keys) - set(data.files)
             if missing:
-                raise ValueError(f"{path} lacks the arrays {sorted(missing)}; an MNIST .npz "
-                                 "holds x_train, y_train, x_test and y_test.")
-            return {key: data[key] for key in _IDX_FILES}
+                raise ValueError(f"{path} lacks the arrays {sorted(missing)}; {what} "
+                                 f"holds {', '.join(keys)}.")
+            return {key: data[key] for key in keys}
     except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as error:
         raise ValueError(
             f"Cannot read {path}: it is truncated, damaged or not an .npz file "
@@ -203,10 +209,11 @@ def _read_idx(folder, name):
     return np.frombuffer(raw, np.uint8).reshape(shape)
 
 
-def _download(url, target, sha256, *, timeout=60.0):
+def _download(url, target, *, sha256=None, md5=None, timeout=60.0):
     """Download into ``target`` with scikit-learn's ``fetch_file``: retried on network
-    errors, verified by SHA-256, written to a temporary file and moved into place, so a
-    failed or damaged download leaves nothing behind.
+    errors, verified by SHA-256 (or, where only an MD5 is published, by that),
+    written to a temporary file and moved into place, so a failed or damaged download
+    leaves nothing behind.
 
     ``timeout`` bounds every network read in seconds (urllib waits forever by
     default). Whatever goes wrong, the error names the URL and the way round it
@@ -214,13 +221,97 @@ def _download(url, target, sha256, *, timeout=60.0):
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     advice = (f"Download {url} yourself and pass path= to the file, or set data_home= "
-              "to a folder that holds sktvae_mnist/mnist.npz.")
+              f"to a folder that holds {target.parent.name}/{target.name}.")
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(timeout)  # fetch_file's urlretrieve takes no timeout
     try:
         fetch_file(url, folder=target.parent, local_filename=target.name, sha256=sha256,
                    n_retries=_DOWNLOAD_RETRIES, delay=_RETRY_DELAY)
+        if md5 is not None and _md5(target) != md5:
+            got = _md5(target)
+            target.unlink()
+            raise OSError(f"the MD5 checksum of {target.name} ({got}) differs from "
+                          f"expected ({md5})")
     except OSError as error:  # URLError, timeouts and a checksum mismatch
         raise OSError(f"Could not download {url} ({error}). {advice}") from error
     finally:
         socket.setdefaulttimeout(previous)
+
+
+def _md5(path):
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# --- dSprites ----------------------------------------------------------------------
+DSPRITES_URL = ("https://github.com/deepmind/dsprites-dataset/raw/master/"
+                "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz")
+# DeepMind publishes no checksum; this is the one other projects verify the file by.
+DSPRITES_MD5 = "7da33b31b13a06f4b04a70402ce90c2e"
+DSPRITES_FACTORS = ("color", "shape", "scale", "orientation", "x", "y")
+
+
+def fetch_dsprites(data_home: str | os.PathLike | None = None,
+                   path: str | os.PathLike | None = None, *,
+                   download_if_missing: bool = True) -> Bunch:
+    """The real dSprites archive from a local file, the cache, or (once) the network.
+
+    737 280 binary 64 x 64 images of a square, an ellipse or a heart, every combination
+    of 6 scales, 40 orientations and 32 x 32 positions (Matthey et al., 2017). The
+    archive is about 26 MB to download and 2.9 GiB of images in memory;
+    :func:`make_sprites` draws the same kind of image from any factor values with no
+    download.
+
+    Parameters
+    ----------
+    data_home : str or path-like, default=None
+        Cache folder, scikit-learn's convention; the archive is kept in
+        ``sktvae_dsprites/`` inside it.
+    path : str or path-like, default=None
+        A local copy of ``dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz`` (arrays
+        ``imgs``, ``latents_values``, ``latents_classes``). Read as it is; the cache is
+        not used.
+    download_if_missing : bool, default=True
+        Download into the cache when it is empty (verified by MD5); if False, raise
+        ``OSError`` instead.
+
+    Returns
+    -------
+    data : Bunch
+        ``images`` ``(737280, 64, 64)`` uint8 0/1; ``factors`` ``(737280, 6)`` float64
+        values and ``factor_classes`` ``(737280, 6)`` their grid indices, columns
+        named by ``factor_names`` (color, shape, scale, orientation, x, y).
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> from sktvae.datasets import fetch_dsprites
+    >>> tiny = os.path.join(tempfile.mkdtemp(), "dsprites.npz")
+    >>> np.savez(tiny, imgs=np.zeros((2, 64, 64), np.uint8),
+    ...          latents_values=np.zeros((2, 6)), latents_classes=np.zeros((2, 6), int))
+    >>> fetch_dsprites(path=tiny).images.shape
+    (2, 64, 64)
+    """
+    if path is None:
+        path = Path(get_data_home(data_home)) / "sktvae_dsprites" / DSPRITES_URL.rsplit(
+            "/", 1)[1]
+        if not path.exists():
+            if not download_if_missing:
+                raise OSError(f"dSprites is not in the cache ({path}) and "
+                              "download_if_missing=False. Pass path= to a local copy.")
+            _download(DSPRITES_URL, path, md5=DSPRITES_MD5)
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"No dSprites file at {path}.")
+    arrays = _read_npz(path, ("imgs", "latents_values", "latents_classes"),
+                       "the dSprites .npz")
+    images, values = arrays["imgs"], arrays["latents_values"]
+    if images.ndim != 3 or values.shape != (len(images), len(DSPRITES_FACTORS)):
+        raise ValueError(f"{path}: imgs has shape {images.shape} and latents_values "
+                         f"{values.shape}; dSprites holds images (n, 64, 64) and "
+                         f"{len(DSPRITES_FACTORS)} factor values per image.")
+    return Bunch(images=images, factors=values, factor_classes=arrays["latents_classes"],
+                 factor_names=DSPRITES_FACTORS)

@@ -394,13 +394,17 @@ def forecast_error(estimator: _BaseVAE, X: ArrayLike, n_observed: int) -> Bunch:
 
 
 def capsule_roll_correlation(estimator: _BaseVAE, X: ArrayLike, shifts: ArrayLike | None = None,
-                             *, capsule_shape: tuple[int, ...] | None = None) -> float:
+                             *, capsule_shape: tuple[int, ...] | None = None,
+                             groups: ArrayLike | None = None, per_capsule: bool = False
+                             ) -> float | NDArray[np.float64] | dict:
     """The paper's CapCorr: correlation of true shifts with the rolls seen in capsules.
 
     For every frame ``l`` the observed roll of each capsule is the ``r`` that maximises
     the periodic cross-correlation ``sum_d t_0[d] * t_l[d + r]`` with frame 0; the mode
     over capsules is the frame's observed roll. The result is the Pearson correlation
-    between the true shifts and the observed rolls over all frames ``l >= 1``.
+    between the true shifts and the observed rolls over all frames ``l >= 1``. The
+    paper reports it per transformation (``groups``: which one moves in each
+    sequence, e.g. ``make_sprite_sequences``' ``factors.moving``).
 
     Parameters
     ----------
@@ -413,12 +417,20 @@ def capsule_roll_correlation(estimator: _BaseVAE, X: ArrayLike, shifts: ArrayLik
         means frame ``l`` is shifted by ``l`` (one step per frame).
     capsule_shape : tuple of int, default=None
         As for :func:`equivariance_error` (for a VAE).
+    groups : array-like of shape (n_sequences,), default=None
+        A label per sequence (the factor that moves in it); the correlation is then
+        computed within each group.
+    per_capsule : bool, default=False
+        Correlate each capsule's own observed roll with the true shifts, instead of
+        the mode over capsules: which capsules follow the transformation.
 
     Returns
     -------
-    correlation : float
+    correlation : float, ndarray of shape (n_capsules,), or dict
         In [-1, 1]; 1 when every capsule rolls exactly with the transformation; 0 when
-        the observed rolls do not vary at all (they carry no information).
+        the observed rolls do not vary at all (they carry no information). An array
+        of one per capsule with ``per_capsule``; with ``groups``, a dict from each
+        label (in sorted order) to its correlation.
 
     Examples
     --------
@@ -430,6 +442,8 @@ def capsule_roll_correlation(estimator: _BaseVAE, X: ArrayLike, shifts: ArrayLik
     ...                       random_state=0).fit(X)
     >>> -1 <= capsule_roll_correlation(tvae, X) <= 1
     True
+    >>> sorted(capsule_roll_correlation(tvae, X, groups=["x"] * 5 + ["y"] * 5))
+    ['x', 'y']
     """
     _needs_time(estimator.sequence_length, "CapCorr")
     T = _checked(_capsules(estimator, X, capsule_shape), "The latents of X")
@@ -440,13 +454,30 @@ def capsule_roll_correlation(estimator: _BaseVAE, X: ArrayLike, shifts: ArrayLik
     if shifts.shape != (n, S):
         raise ValueError(f"shifts must have shape (n_sequences, sequence_length) = "
                          f"{(n, S)}; got {shifts.shape}.")
-    true, observed = shifts[:, 1:].ravel(), observed_rolls(T)[:, 1:].ravel()
-    if observed.std() == 0 or true.std() == 0:
-        return 0.0
-    return float(np.corrcoef(true, observed)[0, 1])
+    rolls = observed_rolls(T, per_capsule=per_capsule)  # (n, S) or (n, S, C)
+    if groups is None:
+        return _roll_correlation(shifts, rolls)
+    groups = np.asarray(groups)
+    if groups.shape != (n,):
+        raise ValueError(f"groups must hold one label per sequence, shape ({n},); got "
+                         f"{groups.shape}.")
+    return {label: _roll_correlation(shifts[groups == label], rolls[groups == label])
+            for label in np.unique(groups)}
 
 
-def observed_rolls(T: ArrayLike) -> NDArray[np.int64]:
+def _roll_correlation(shifts, rolls):
+    """Pearson correlation of true ``shifts`` ``(n, S)`` with observed ``rolls``
+    ``(n, S)`` (a float) or ``(n, S, C)`` (one per capsule), frames ``l >= 1``."""
+    true = shifts[:, 1:].reshape(-1)
+    observed = rolls[:, 1:].reshape(len(true), -1)  # (n * (S-1), 1 or C)
+    out = np.zeros(observed.shape[1])
+    for c in range(observed.shape[1]):
+        if observed[:, c].std() > 0 and true.std() > 0:
+            out[c] = np.corrcoef(true, observed[:, c])[0, 1]
+    return out if rolls.ndim == 3 else float(out[0])
+
+
+def observed_rolls(T: ArrayLike, per_capsule: bool = False) -> NDArray[np.int64]:
     """Roll of every frame relative to frame 0, the mode over its capsules.
 
     Parameters
@@ -454,12 +485,14 @@ def observed_rolls(T: ArrayLike) -> NDArray[np.int64]:
     T : array-like of shape (n_sequences, S, n_capsules, capsule_dim)
         Latents, or ``(n_sequences, S, n_capsules, rows, cols)`` for tori, whose
         rolls are along their cols (the cross-correlation sums over rows).
+    per_capsule : bool, default=False
+        Return each capsule's roll instead of the vote.
 
     Returns
     -------
-    rolls : ndarray of shape (n_sequences, S)
+    rolls : ndarray of shape (n_sequences, S) or (n_sequences, S, n_capsules)
         For each frame, the roll ``r`` maximising the periodic cross-correlation with
-        frame 0, voted over capsules.
+        frame 0, voted over capsules (or per capsule).
 
     Examples
     --------
@@ -479,6 +512,8 @@ def observed_rolls(T: ArrayLike) -> NDArray[np.int64]:
     fl = np.fft.rfft(T, axis=-1)
     corr = np.fft.irfft(np.conj(f0) * fl, n=D, axis=-1).sum(axes[:-1])
     best = corr.argmax(-1)  # (n, S, C)
+    if per_capsule:
+        return best
     counts = (best[..., None] == np.arange(D)).sum(2)  # (n, S, D) votes per roll
     return counts.argmax(-1)
 

@@ -1,0 +1,216 @@
+"""dSprites-style binary sprites drawn from their factors, and sequences of them.
+
+dSprites (Matthey et al., 2017) holds 64 x 64 binary images of a square, an ellipse or
+a heart at 6 scales in [0.5, 1], 40 orientations in [0, 2 pi] and 32 x and y positions
+in [0, 1]. Here the same shapes are rasterised from any factor values, vectorised over
+images, so that sequences can move a factor by any step and nothing is downloaded.
+The drawings follow dSprites' definitions (the shapes, the ranges, a sprite that stays
+inside the image at every position), not its pixels.
+
+Geometry, in units of the image's width: at scale 1 a shape's half-extent is
+``_HALF_EXTENT`` (a square of side 0.3, about 19 pixels of 64); the ellipse's axes are
+2 : 1; the heart is the curve ``(a^2 + b^2 - 1)^3 <= a^2 b^3``. Position 0 to 1 moves
+the centre from ``_MARGIN`` to ``1 - _MARGIN``, so that the largest sprite at any
+orientation stays inside. ``x`` runs along columns (left to right), ``y`` along rows
+(top to bottom); orientation turns the sprite counter-clockwise as seen.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from sklearn.utils import Bunch, check_random_state
+
+from ._base import _is_int
+
+SHAPES = ("square", "ellipse", "heart")
+FACTORS = ("x", "y", "orientation", "scale")
+RANGES = {"scale": (0.5, 1.0), "orientation": (0.0, 2 * math.pi), "x": (0.0, 1.0),
+          "y": (0.0, 1.0)}
+_HALF_EXTENT = 0.15
+_MARGIN = 0.23  # a square's half-diagonal at scale 1 (0.212) and a pixel to spare
+_MIN_IMAGE_SIZE = 16  # the smallest sprite (scale 0.5) is then about 5 pixels across
+_CHUNK = 512  # images drawn at once
+
+
+def _shape_codes(shape):
+    """Shape names (or their indices in ``SHAPES``) as an int array."""
+    values = np.asarray(shape)
+    if values.dtype.kind in "US" or values.dtype == object:
+        names = values.astype(str)
+        unknown = sorted(set(names.ravel()) - set(SHAPES))
+        if unknown:
+            raise ValueError(f"Unknown shape {str(unknown[0])!r}: the shapes are "
+                             f"{', '.join(SHAPES)}.")
+        return np.vectorize(SHAPES.index, otypes=[np.int64])(names)
+    if values.dtype.kind not in "iu" or values.size and not (
+            (values >= 0) & (values < len(SHAPES))).all():
+        raise ValueError(f"shape must be names ({', '.join(SHAPES)}) or their indices "
+                         f"0 .. {len(SHAPES) - 1}; got {shape!r}.")
+    return values.astype(np.int64)
+
+
+def _factor(name, value):
+    values = np.asarray(value, dtype=np.float64)
+    lo, hi = RANGES[name]
+    if not np.isfinite(values).all() or ((values < lo) | (values > hi)).any():
+        raise ValueError(f"{name} must lie in [{lo:g}, {hi:.4g}] (dSprites' range); got "
+                         f"values in [{np.nanmin(values):.4g}, {np.nanmax(values):.4g}].")
+    return values
+
+
+def make_sprites(shape: ArrayLike, scale: ArrayLike, orientation: ArrayLike,
+                 x: ArrayLike, y: ArrayLike, image_size: int = 64) -> NDArray[np.float32]:
+    """Draw dSprites-style binary images from their factor values.
+
+    The factors broadcast against each other; each combination is one image. Any value
+    in dSprites' ranges can be drawn, not only its grid.
+
+    Parameters
+    ----------
+    shape : str, int or array-like
+        ``"square"``, ``"ellipse"`` or ``"heart"``, or its index 0, 1, 2.
+    scale : float or array-like
+        Size in [0.5, 1]; a sprite's area grows with ``scale ** 2``.
+    orientation : float or array-like
+        Angle in [0, 2 pi] radians, counter-clockwise.
+    x, y : float or array-like
+        Position in [0, 1] of the centre, along columns and rows.
+    image_size : int, default=64
+        Side of the square image in pixels, at least 16.
+
+    Returns
+    -------
+    images : ndarray of shape (n_images, image_size * image_size)
+        float32 0/1 pixels, row-major; ``n_images`` is the broadcast size of the
+        factors (1 for scalars).
+
+    Examples
+    --------
+    >>> from sktvae.datasets import make_sprites
+    >>> images = make_sprites(["square", "heart"], 1.0, 0.0, 0.5, 0.5)
+    >>> images.shape, images.max()
+    ((2, 4096), 1.0)
+    """
+    if not _is_int(image_size) or image_size < _MIN_IMAGE_SIZE:
+        raise ValueError(f"image_size must be an int >= {_MIN_IMAGE_SIZE}, enough to draw "
+                         f"the smallest sprite; got {image_size!r}.")
+    codes = _shape_codes(shape)
+    factors = [f.ravel() for f in np.broadcast_arrays(
+        codes, _factor("scale", scale), _factor("orientation", orientation),
+        _factor("x", x), _factor("y", y))]
+    out = np.empty((len(factors[0]), image_size * image_size), np.float32)
+    for start in range(0, len(out), _CHUNK):  # bounded memory for many images
+        rows = slice(start, start + _CHUNK)
+        out[rows] = _draw(*(f[rows] for f in factors), image_size)
+    return out
+
+
+def _draw(code, scale, theta, px, py, image_size):
+    """Pixels inside each sprite, ``(n, image_size ** 2)``: a pixel is on where its
+    centre lies inside the shape."""
+    code, s, theta, px, py = (f.reshape(-1, 1, 1) for f in (code, scale, theta, px, py))
+    centres = (np.arange(image_size) + 0.5) / image_size           # pixel centres
+    cols, rows = centres[None, None, :], centres[None, :, None]
+    dx = cols - (_MARGIN + px * (1 - 2 * _MARGIN))
+    dy = -(rows - (_MARGIN + py * (1 - 2 * _MARGIN)))              # up is positive
+    # the sprite's own axes: the offset turned back by its orientation, in half-extents
+    cos, sin, r = np.cos(theta), np.sin(theta), _HALF_EXTENT * s
+    u = (cos * dx + sin * dy) / r
+    v = (-sin * dx + cos * dy) / r
+    inside = (code == 0) & (np.maximum(abs(u), abs(v)) <= 1)
+    inside |= (code == 1) & (u ** 2 + (2 * v) ** 2 <= 1)
+    a, b = 1.15 * u, 1.15 * v + 0.1  # the heart's curve, centred on its extent
+    inside |= (code == 2) & ((a ** 2 + b ** 2 - 1) ** 3 <= a ** 2 * b ** 3)
+    return inside.reshape(len(inside), -1)
+
+
+def _cycle(name, phase):
+    """A factor's value at ``phase`` in [0, 1) of its cycle: orientation turns once
+    round; position and scale go out and back (a triangle wave over their range)."""
+    lo, hi = RANGES[name]
+    if name == "orientation":
+        return lo + (hi - lo) * phase
+    return lo + (hi - lo) * (1 - np.abs(1 - 2 * phase))
+
+
+def make_sprite_sequences(n_sequences: int, sequence_length: int = 15, *,
+                          factors: tuple[str, ...] = FACTORS, combine: str = "random",
+                          shapes: tuple[str, ...] = SHAPES, image_size: int = 64,
+                          random_state=None) -> tuple[NDArray[np.float32], Bunch]:
+    """Sequences of sprites in which factors move one step per frame through a cycle.
+
+    Each sequence moves one of ``factors`` (``combine="random"``, chosen per sequence)
+    or all of them at once (``combine="compose"``) through one whole cycle of its range
+    in ``sequence_length`` steps, from a random phase: orientation turns once round
+    (``2 pi / sequence_length`` a frame); position and scale go out and back, from one
+    end of the range to the other and back again (so a cycle ends where it began, each
+    frame moving ``2 / sequence_length`` of the range). The shape and the factors that
+    do not move are random and fixed within the sequence.
+
+    Parameters
+    ----------
+    n_sequences : int
+        Sequences to draw.
+    sequence_length : int, default=15
+        Frames per sequence, at least 2 (the paper's dSprites runs: 15).
+    factors : tuple of str, default=("x", "y", "orientation", "scale")
+        The factors that move.
+    combine : {"random", "compose"}, default="random"
+        One factor per sequence, or all of ``factors`` together.
+    shapes : tuple of str, default=("square", "ellipse", "heart")
+        The shapes drawn from.
+    image_size : int, default=64
+        Side of each frame in pixels.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the shapes, the fixed factors and the phases.
+
+    Returns
+    -------
+    X : ndarray of shape (n_sequences, sequence_length * image_size ** 2)
+        float32 0/1 pixels, frames in time order, each row-major.
+    factors : sklearn.utils.Bunch
+        ``shape`` ``(n_sequences,)`` names; ``scale``, ``orientation``, ``x``, ``y``
+        ``(n_sequences, sequence_length)``: every frame's values; ``moving``
+        ``(n_sequences,)``: the factor that moves, or ``"compose"``.
+
+    Examples
+    --------
+    >>> from sktvae.datasets import make_sprite_sequences
+    >>> X, factors = make_sprite_sequences(4, sequence_length=6, image_size=32,
+    ...                                    random_state=0)
+    >>> X.shape, factors.x.shape, factors.moving.shape
+    ((4, 6144), (4, 6), (4,))
+    """
+    if not _is_int(n_sequences) or n_sequences < 1:
+        raise ValueError(f"n_sequences must be a positive int; got {n_sequences!r}.")
+    if not _is_int(sequence_length) or sequence_length < 2:
+        raise ValueError("sequence_length must be an int >= 2: a factor moves from frame "
+                         f"to frame; got {sequence_length!r}.")
+    factors = (factors,) if isinstance(factors, str) else tuple(factors)
+    unknown = [f for f in factors if f not in FACTORS]
+    if unknown or not factors:
+        raise ValueError(f"Unknown factor {unknown[0] if unknown else '(none given)'!r}: "
+                         f"the factors are {', '.join(FACTORS)}.")
+    if combine not in ("random", "compose"):
+        raise ValueError(f"combine must be 'random' or 'compose'; got {combine!r}.")
+    codes = _shape_codes(list(shapes))
+    rng = check_random_state(random_state)
+    n, S = int(n_sequences), int(sequence_length)
+    shape = codes[rng.randint(len(codes), size=n)]
+    moving = (np.full(n, "compose", dtype=object) if combine == "compose"
+              else np.asarray(factors, dtype=object)[rng.randint(len(factors), size=n)])
+    phase = (rng.random_sample((n, 1)) + np.arange(S) / S) % 1.0     # (n, S)
+    values = {}
+    for name in FACTORS:
+        lo, hi = RANGES[name]
+        fixed = np.broadcast_to(lo + (hi - lo) * rng.random_sample((n, 1)), (n, S))
+        moves = ((moving == name) | ((moving == "compose") & (name in factors)))[:, None]
+        values[name] = np.where(moves, _cycle(name, phase), fixed)
+    X = make_sprites(np.repeat(shape, S), values["scale"].ravel(),
+                     values["orientation"].ravel(), values["x"].ravel(),
+                     values["y"].ravel(), image_size=image_size)
+    return (X.reshape(n, S * image_size ** 2),
+            Bunch(shape=np.asarray(SHAPES, dtype=object)[shape], moving=moving, **values))

@@ -1,0 +1,184 @@
+"""dSprites-style sprites from their factors, sprite sequences, the dSprites fetcher
+and CapCorr per factor."""
+
+import hashlib
+import math
+
+import numpy as np
+import pytest
+
+from sktvae import datasets
+from sktvae._sprites import _MARGIN
+from sktvae.datasets import fetch_dsprites, make_sprite_sequences, make_sprites
+from sktvae.metrics import capsule_roll_correlation
+
+from conftest import tiny_tvae
+
+
+def _centroid(image, size):
+    rows, cols = np.nonzero(image.reshape(size, size))
+    return cols.mean(), rows.mean()
+
+
+@pytest.mark.parametrize("shape", ["square", "ellipse", "heart"])
+def test_area_grows_with_the_square_of_scale(shape):
+    area = make_sprites(shape, [0.5, 0.75, 1.0], 0.3, 0.5, 0.5, image_size=128).sum(1)
+    np.testing.assert_allclose(area / area[-1], [0.25, 0.5625, 1.0], rtol=0.04)
+
+
+def test_shapes_have_their_own_symmetries():
+    square = make_sprites("square", 0.9, [0.4, 0.4 + math.pi / 2], 0.5, 0.5, image_size=96)
+    assert np.mean(square[0] != square[1]) < 1e-3  # a quarter turn: itself
+    ellipse = make_sprites("ellipse", 0.9, [0.4, 0.4 + math.pi / 2, 0.4 + math.pi],
+                           0.5, 0.5, image_size=96)
+    assert np.mean(ellipse[0] != ellipse[2]) < 1e-3  # a half turn: itself
+    assert np.mean(ellipse[0] != ellipse[1]) > 0.01  # a quarter turn is not
+    heart = make_sprites("heart", 0.9, [0.0, math.pi], 0.5, 0.5, image_size=96)
+    assert np.mean(heart[0] != heart[1]) > 0.01  # upside down is another image
+    area = make_sprites(["square", "ellipse", "heart"], 1.0, 0.0, 0.5, 0.5).sum(1)
+    assert area[1] < area[2] < area[0]  # the 2:1 ellipse is the smallest
+
+
+def test_a_position_shift_moves_the_centroid():
+    size = 64
+    images = make_sprites("heart", 0.7, 1.0, [0.2, 0.7], [0.4, 0.4], image_size=size)
+    (x0, y0), (x1, y1) = (_centroid(im, size) for im in images)
+    travel = 0.5 * (1 - 2 * _MARGIN) * size  # half of the centre's range
+    assert x1 - x0 == pytest.approx(travel, abs=0.5) and y1 == pytest.approx(y0, abs=0.5)
+    down = make_sprites("square", 0.7, 0.0, 0.5, [0.0, 1.0], image_size=size)
+    assert _centroid(down[1], size)[1] > _centroid(down[0], size)[1]  # y grows downwards
+
+
+def test_every_sprite_stays_inside_the_image():
+    corners = make_sprites(["square", "heart"] * 2, 1.0, math.pi / 4, [0, 1, 0, 1],
+                           [0, 0, 1, 1]).reshape(4, 64, 64)
+    border = np.concatenate([corners[:, 0], corners[:, -1], corners[:, :, 0],
+                             corners[:, :, -1]], axis=1)
+    assert border.sum() == 0  # the largest sprite, turned, in each corner: not clipped
+    assert np.all(corners.sum((1, 2)) > 240)  # and drawn whole
+
+
+def test_factors_broadcast_and_are_checked():
+    assert make_sprites([0, 1, 2], 1.0, 0.0, 0.5, 0.5).shape == (3, 64 * 64)
+    assert set(np.unique(make_sprites("ellipse", 0.6, 2.0, 0.3, 0.8))) == {0.0, 1.0}
+    with pytest.raises(ValueError, match="Unknown shape 'circle': the shapes are square, "
+                                         "ellipse, heart"):
+        make_sprites("circle", 1.0, 0.0, 0.5, 0.5)
+    with pytest.raises(ValueError, match=r"scale must lie in \[0.5, 1\]"):
+        make_sprites("square", 1.2, 0.0, 0.5, 0.5)
+    with pytest.raises(ValueError, match=r"x must lie in \[0, 1\]"):
+        make_sprites("square", 1.0, 0.0, -0.1, 0.5)
+    with pytest.raises(ValueError, match=r"orientation must lie in \[0, 6.283\]"):
+        make_sprites("square", 1.0, 7.0, 0.5, 0.5)
+    with pytest.raises(ValueError, match="image_size must be an int >= 16"):
+        make_sprites("square", 1.0, 0.0, 0.5, 0.5, image_size=8)
+    with pytest.raises(ValueError, match="indices 0 .. 2"):
+        make_sprites(3, 1.0, 0.0, 0.5, 0.5)
+
+
+def test_sequences_move_one_factor_through_a_cycle():
+    X, f = make_sprite_sequences(40, sequence_length=8, image_size=32, random_state=0)
+    assert X.shape == (40, 8 * 32 * 32) and X.dtype == np.float32
+    assert set(f.moving) == {"x", "y", "orientation", "scale"}
+    for i in range(40):
+        for name in ("x", "y", "orientation", "scale"):
+            varies = np.ptp(f[name][i]) > 0
+            assert varies == (f.moving[i] == name)
+    # out and back: one step per frame is 2/S of the range, and the cycle closes
+    xs = f.x[f.moving == "x"]
+    steps = np.abs(np.diff(np.concatenate([xs, xs[:, :1]], 1), axis=1))
+    assert np.all(steps <= 2 / 8 + 1e-9)
+    assert np.all(np.isclose(steps, 2 / 8).sum(1) >= 8 - 2)  # all but at the turns
+    assert np.all(np.ptp(xs, axis=1) > 0.7)  # out to near both ends
+    turns = f.orientation[f.moving == "orientation"]
+    np.testing.assert_allclose(np.diff(np.unwrap(turns), axis=1), 2 * np.pi / 8)
+    # the frames are the sprites of those factor values
+    i = 3
+    frames = make_sprites(np.repeat(f.shape[i], 8), f.scale[i], f.orientation[i], f.x[i],
+                          f.y[i], image_size=32)
+    np.testing.assert_array_equal(X[i].reshape(8, -1), frames)
+
+
+def test_composed_sequences_move_every_listed_factor():
+    X, f = make_sprite_sequences(6, sequence_length=5, factors=("x", "scale"),
+                                 combine="compose", image_size=16, random_state=1)
+    assert set(f.moving) == {"compose"}
+    assert np.all(np.ptp(f.x, axis=1) > 0) and np.all(np.ptp(f.scale, axis=1) > 0)
+    assert np.all(np.ptp(f.y, axis=1) == 0)
+    again, _ = make_sprite_sequences(6, sequence_length=5, factors=("x", "scale"),
+                                     combine="compose", image_size=16, random_state=1)
+    np.testing.assert_array_equal(X, again)  # the same seed, the same sequences
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(factors=("x", "colour")), "Unknown factor 'colour': the factors are x, y, "
+                                    "orientation, scale"),
+    (dict(sequence_length=1), "sequence_length must be an int >= 2"),
+    (dict(shapes=("square", "star")), "Unknown shape 'star'"),
+    (dict(combine="all"), "combine must be 'random' or 'compose'"),
+    (dict(image_size=10), "image_size must be an int >= 16"),
+])
+def test_bad_sequence_requests_are_refused(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        make_sprite_sequences(2, **kwargs)
+
+
+def test_capsule_roll_correlation_per_factor_and_per_capsule(monkeypatch):
+    X, f = make_sprite_sequences(6, sequence_length=4, factors=("x", "y"), image_size=16,
+                                 random_state=0)
+    est = tiny_tvae(sequence_length=4).fit(X)
+    rng = np.random.default_rng(0)
+    t0 = rng.normal(size=(6, 1, 2, 4))
+    rolling = np.concatenate([np.roll(t0, l, axis=-1) for l in range(4)], axis=1)
+    still = np.repeat(t0, 4, axis=1)
+    # the x sequences' capsules roll with the frame; the y sequences' do not move
+    T = np.where((f.moving == "x")[:, None, None, None], rolling, still)
+    monkeypatch.setattr(est, "transform", lambda X: T.reshape(len(X), -1))
+    by_factor = capsule_roll_correlation(est, X, groups=f.moving)
+    assert by_factor == {"x": pytest.approx(1.0), "y": 0.0}
+    # capsule 0 rolls, capsule 1 is held still: per capsule 1 and 0
+    T = np.concatenate([rolling[:, :, :1], still[:, :, 1:]], axis=2)
+    per_capsule = capsule_roll_correlation(est, X, per_capsule=True)
+    np.testing.assert_allclose(per_capsule, [1.0, 0.0])
+    with pytest.raises(ValueError, match=r"one label per sequence, shape \(6,\)"):
+        capsule_roll_correlation(est, X, groups=f.moving[:3])
+
+
+def _tiny_dsprites(path):
+    images = make_sprites(["square", "heart"], 1.0, 0.0, 0.5, 0.5).reshape(2, 64, 64)
+    np.savez_compressed(path, imgs=images.astype(np.uint8),
+                        latents_values=np.array([[1, 1, 1, 0, 0.5, 0.5], [1, 3, 1, 0, 0.5, 0.5]]),
+                        latents_classes=np.array([[0, 0, 5, 0, 16, 16], [0, 2, 5, 0, 16, 16]]))
+    return images
+
+
+def test_fetch_dsprites_reads_a_local_copy_and_the_cache_once(tmp_path, monkeypatch):
+    source = tmp_path / "source.npz"
+    images = _tiny_dsprites(source)
+    data = fetch_dsprites(path=source)
+    np.testing.assert_array_equal(data.images, images)
+    assert data.factor_names[1] == "shape" and data.factors.shape == (2, 6)
+    monkeypatch.setattr(datasets, "DSPRITES_URL", f"file://localhost{source}")
+    monkeypatch.setattr(datasets, "DSPRITES_MD5",
+                        hashlib.md5(source.read_bytes()).hexdigest())
+    home = tmp_path / "home"
+    np.testing.assert_array_equal(fetch_dsprites(data_home=home).images, images)
+    source.unlink()  # the second call reads the cache
+    np.testing.assert_array_equal(fetch_dsprites(data_home=home).images, images)
+
+
+def test_fetch_dsprites_refuses_a_bad_checksum_and_missing_files(tmp_path, monkeypatch):
+    source = tmp_path / "source.npz"
+    _tiny_dsprites(source)
+    monkeypatch.setattr(datasets, "DSPRITES_URL", f"file://localhost{source}")
+    home = tmp_path / "home"
+    with pytest.raises(OSError, match="Could not download .*MD5 checksum.*differs.*path="):
+        fetch_dsprites(data_home=home)
+    assert list((home / "sktvae_dsprites").iterdir()) == []  # nothing kept
+    with pytest.raises(OSError, match="download_if_missing=False"):
+        fetch_dsprites(data_home=home, download_if_missing=False)
+    with pytest.raises(FileNotFoundError, match="No dSprites file"):
+        fetch_dsprites(path=tmp_path / "none.npz")
+    np.savez(tmp_path / "other.npz", imgs=np.zeros((2, 64, 64)))
+    with pytest.raises(ValueError, match="lacks the arrays.*the dSprites .npz holds imgs"):
+        fetch_dsprites(path=tmp_path / "other.npz")
