@@ -457,3 +457,25 @@ def test_generalization_benchmark_end_to_end(tmp_path, capsys):
     assert rows["TVAE L=6: worst forecast mse / VAE's (half seen)"] == max(
         a / b for a, b in zip(results["TVAE L=6"]["rotation+hue"]["forecast mse from half"],
                               results["VAE"]["rotation+hue"]["forecast mse from half"]))
+
+
+def test_sprites_table_end_to_end(tmp_path, capsys):
+    import json
+
+    import sprites_table
+
+    args = sprites_table.parse_args(["--train", "6", "--test", "2", "--epochs", "1",
+                                     "--image-size", "16", "--hidden", "8",
+                                     "--batch-size", "4", "--precision", "float32",
+                                     "--out", str(tmp_path / "s.json")])
+    results = sprites_table.run(args)
+    assert list(results) == ["VAE", "TVAE L=0", "BubbleVAE", "TVAE L=2", "TVAE (5, 4)",
+                             "TVAE L=7"]
+    for result in results.values():
+        for factor in sprites_table.FACTORS:
+            r = result[factor]
+            assert np.isfinite(r["ll/frame"]) and -1 <= r["CapCorr"] <= 1
+    out = capsys.readouterr().out
+    assert "Table 2 at a CPU budget" in out and "orientation: CapCorr" in out
+    saved = json.loads((tmp_path / "s.json").read_text())["results"]
+    assert saved["VAE"]["x"]["CapCorr"] == results["VAE"]["x"]["CapCorr"]
