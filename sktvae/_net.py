@@ -1,9 +1,12 @@
 """The skorch side: the loss, the net and a guard against diverging training."""
 
+import contextlib
 import json
 import math
 import os
 import pickle
+import signal
+import threading
 import zipfile
 
 import torch
@@ -26,6 +29,27 @@ class NegativeELBO(torch.nn.Module):
 _SAME_AS_MODULE_ = "<sktvae: the same module as module_>"
 
 
+@contextlib.contextmanager
+def _noting_sigint(net):
+    """Set ``net.interrupted_`` when SIGINT (Ctrl-C) arrives, then hand the signal to
+    the handler that was there; yields whether the handler could be installed."""
+    previous = (signal.getsignal(signal.SIGINT)
+                if threading.current_thread() is threading.main_thread() else None)
+    if not callable(previous):  # another thread, SIG_IGN, SIG_DFL or set outside Python
+        yield False
+        return
+
+    def note(signum, frame):
+        net.interrupted_ = True
+        previous(signum, frame)
+
+    signal.signal(signal.SIGINT, note)
+    try:
+        yield True
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 class TVAENet(NeuralNet):
     """skorch ``NeuralNet`` for unsupervised VAEs: ``y`` is ignored, the loss is the ELBO.
 
@@ -40,13 +64,21 @@ class TVAENet(NeuralNet):
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
         """skorch's loop, noting a Ctrl-C: skorch's ``partial_fit`` swallows the
         ``KeyboardInterrupt`` (after ``on_train_end``), and the estimator raises it again
-        once its own state is in step with the net."""
+        once its own state is in step with the net.
+
+        skorch's callbacks stop training the same way (``EarlyStopping`` raises
+        ``KeyboardInterrupt``), and that stop must stay a normal end of ``fit``; so a
+        Ctrl-C is told apart by the signal itself, noted by a SIGINT handler that then
+        runs the one it replaces. Where no handler can be set (a fit outside the main
+        thread, or SIGINT not handled by Python), every ``KeyboardInterrupt`` counts.
+        """
         self.interrupted_ = False
-        try:
-            return super().fit_loop(X, y, epochs=epochs, **fit_params)
-        except KeyboardInterrupt:
-            self.interrupted_ = True
-            raise
+        with _noting_sigint(self) as noted:
+            try:
+                return super().fit_loop(X, y, epochs=epochs, **fit_params)
+            except KeyboardInterrupt:
+                self.interrupted_ = not noted or self.interrupted_
+                raise
 
 
     def __getstate__(self):

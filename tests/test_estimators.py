@@ -4,6 +4,9 @@ import io
 import pickle
 
 import joblib
+import os
+import signal
+
 import numpy as np
 import pytest
 import torch
@@ -300,10 +303,10 @@ def test_interrupted_fit_leaves_a_usable_estimator_that_can_continue(X):
     reaches the caller; the estimator keeps what it had learnt and can go on."""
     from skorch.callbacks import Callback
 
-    class Interrupt(Callback):
+    class Interrupt(Callback):  # Ctrl-C itself: SIGINT to this process
         def on_epoch_end(self, net, **kwargs):
             if len(net.history) == 2:
-                raise KeyboardInterrupt
+                os.kill(os.getpid(), signal.SIGINT)
 
     est = tiny_tvae(max_epochs=5, callbacks=[Interrupt()], warm_start=True)
     with pytest.raises(KeyboardInterrupt):  # the caller stops too
@@ -326,7 +329,7 @@ def test_interrupting_a_grid_search_stops_it_at_once(X):
     class Interrupt(Callback):
         def on_batch_end(self, net, **kwargs):
             fits.append(1)
-            raise KeyboardInterrupt
+            os.kill(os.getpid(), signal.SIGINT)
 
     search = GridSearchCV(tiny_tvae(callbacks=[Interrupt()]), {"lr": [1e-3, 1e-2]}, cv=2)
     with pytest.raises(KeyboardInterrupt):
@@ -515,6 +518,20 @@ def test_callbacks_that_need_a_validation_split_say_so(X):
         tiny_tvae(callbacks=[Checkpoint()]).fit(X)
     tiny_tvae(callbacks=[EarlyStopping(monitor="train_loss", patience=1)]).fit(X)
     tiny_tvae(callbacks=[EarlyStopping()], train_split=ValidSplit(4)).fit(X)
+
+
+def test_early_stopping_ends_fit_normally_while_ctrl_c_reaches_the_caller(X):
+    """skorch's EarlyStopping stops by raising KeyboardInterrupt; that is the end of a
+    fit, not a Ctrl-C, so fit returns (a real SIGINT is tested above)."""
+    from skorch.callbacks import EarlyStopping
+
+    # a threshold no epoch after the first can meet: it stops `patience` epochs later
+    stop = EarlyStopping(monitor="train_loss", patience=2, threshold=1e9,
+                         threshold_mode="abs")
+    est = tiny_tvae(max_epochs=10, callbacks=[stop]).fit(X)
+    assert len(est.history_) == 3 and np.isfinite(est.score(X))
+    import signal as signal_module
+    assert signal_module.getsignal(signal_module.SIGINT) is signal_module.default_int_handler
 
 
 def test_bfloat16_training_is_its_own_reproducible_fit(X, monkeypatch):
