@@ -479,3 +479,22 @@ def test_sprites_table_end_to_end(tmp_path, capsys):
     assert "Table 2 at a CPU budget" in out and "orientation: CapCorr" in out
     saved = json.loads((tmp_path / "s.json").read_text())["results"]
     assert saved["VAE"]["x"]["CapCorr"] == results["VAE"]["x"]["CapCorr"]
+
+
+def test_networks_benchmark_end_to_end(tmp_path, capsys):
+    import bench_networks
+
+    images = load_digits_images(size=28).data.reshape(-1, 28, 28)
+    args = bench_networks.parse_args(["--budget", "0", "--train", "4", "--test", "2",
+                                      "--precision", "float32", "--skip-throughput",
+                                      "--out", str(tmp_path / "n.json")])
+    results = bench_networks.run(args, images=(images[:4], images[4:6]))
+    for data in results.values():
+        assert set(data) == {"TVAE mlp", "VAE mlp", "TVAE conv", "VAE conv"}
+        for r in data.values():
+            assert r["epochs"] == 1 and np.isfinite(r["ll/frame"])  # one batch, then stop
+    assert "conv ll - MLP ll" in capsys.readouterr().out
+    tvae = TopographicVAE(2, 3, 2, frame_shape=(1, 8, 8), encoder="conv", max_epochs=1,
+                          random_state=0).fit(np.random.default_rng(0).random((4, 128)))
+    seconds, flops = bench_networks.layers_alone(tvae.net_.module_, 8, 64, 6)
+    assert seconds > 0 and flops > 0
