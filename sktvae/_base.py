@@ -27,7 +27,8 @@ from skorch.callbacks import Callback
 
 from ._model import ConvDecoder, ConvEncoder, layer_sizes, mlp, state_digest
 from ._sequences import frame_structure
-from ._net import AcceleratedTVAENet, NegativeELBO, StopOnNonFiniteLoss, TVAENet, discard
+from ._net import (AcceleratedTVAENet, NegativeELBO, StopOnNonFiniteLoss, TVAENet, discard,
+                   tensor_batches)
 
 _OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
                "sgd": torch.optim.SGD}
@@ -477,6 +478,11 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
             extra["accelerator"] = self.accelerator
             if not self.verbose:
                 extra["callbacks__print_log__sink"] = discard
+        else:  # batches by index from the data's one tensor (accelerate wants loaders)
+            extra.update(iterator_train=tensor_batches, iterator_valid=tensor_batches)
+            if torch.device(self.device).type == "cuda":
+                extra.update(iterator_train__device=self.device,
+                             iterator_valid__device=self.device)
         return net_class(
             module=module, criterion=NegativeELBO, optimizer=optimizer, lr=self.lr,
             max_epochs=self.max_epochs, batch_size=self.batch_size,

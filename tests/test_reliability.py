@@ -204,7 +204,10 @@ def test_training_through_accelerate_on_the_cpu(X, tmp_path, capsys):
     tiny_tvae(accelerator=Accelerator(cpu=True), verbose=1, max_epochs=1).fit(X)
     assert "train_loss" in capsys.readouterr().out
     assert type(accelerated.net_).__name__ == "AcceleratedTVAENet"
-    plain = tiny_tvae(optimizer=torch.optim.Adam, device="cpu").fit(X)
+    # accelerate needs DataLoaders; a plain fit draws batches by index unless asked
+    # for a DataLoader's options, so the same shuffling is a DataLoader's here
+    plain = tiny_tvae(optimizer=torch.optim.Adam, device="cpu",
+                      iterator_train__num_workers=0).fit(X)
     np.testing.assert_allclose(accelerated.transform(X), plain.transform(X),
                                rtol=1e-5, atol=1e-6)
     # The documented way to persist it: save_params / load_params.
