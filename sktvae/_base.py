@@ -218,10 +218,19 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
         seen = getattr(self, "_seen_frame_shape", None)
         shape = self.frame_shape
         if shape is not None:
-            if len(shape) != 3 or not all(_is_int(v) and v >= 1 for v in shape):
+            if len(shape) != 3 or not all(_is_int(v) and (v >= 1 or v == -1)
+                                          for v in shape) or list(shape).count(-1) > 1:
                 raise ValueError(f"frame_shape must be (channels, height, width) of "
-                                 f"positive ints; got {shape!r}.")
+                                 f"positive ints, one of which may be -1 (inferred from "
+                                 f"the features, as numpy's reshape does); got {shape!r}.")
             shape = tuple(int(v) for v in shape)
+            if -1 in shape:
+                known = -math.prod(shape)
+                if n_features % known:
+                    raise ValueError(
+                        f"frame_shape={shape}: a frame of X has {n_features} values, not "
+                        f"a multiple of {known}, so -1 cannot be inferred.")
+                shape = tuple(n_features // known if v == -1 else v for v in shape)
             if seen is not None and seen != shape:
                 raise ValueError(f"frame_shape={shape}, but X holds frames of shape "
                                  f"{seen} (as SequenceTransformer wrote them).")

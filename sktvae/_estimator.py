@@ -26,13 +26,16 @@ _TRAINING_DOC = """\
         Used by ``encoder="mlp"`` (and by the MLP decoder of a custom encoder).
     frame_shape : tuple of 3 int or None, default=None
         ``(channels, height, width)`` of one frame, its features in row-major CHW order
-        (as :class:`SequenceTransformer` writes them). ``None`` treats frames as flat
-        vectors, or takes the shape from a :class:`SequenceArray`. Needed by
-        ``encoder="conv"``; checked against the features per frame at fit.
+        (as :class:`SequenceTransformer` writes them); one entry may be ``-1``, inferred
+        from the features as numpy's ``reshape`` does (``(1, 1, -1)``: a 1-D signal of
+        any length). ``None`` treats frames as flat vectors, or takes the shape from a
+        :class:`SequenceArray`. Needed by ``encoder="conv"``; checked against the
+        features per frame at fit.
     encoder : {"mlp", "conv"} or torch.nn.Module subclass, default="mlp"
         The network of q(z|x) and q(u|x) (each its own copy). ``"conv"``: strided
         convolutions (kernel 4, stride 2, ReLU; ``encoder__channels``, default
-        ``(32, 64, 128)``) and a linear layer. A class is built as
+        ``(32, 64, 128)``), each halving height and width (an axis down to one value
+        stays), and a linear layer. A class is built as
         ``encoder(n_features, n_outputs, frame_shape, **encoder__params)`` and maps
         flat frames ``(N, n_features)`` to ``(N, n_outputs)`` (the latents' means, then
         their log-variances); checked on two frames when the model is built.

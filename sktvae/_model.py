@@ -57,7 +57,9 @@ class ConvEncoder(nn.Module):
     n_outputs)``.
 
     Each convolution (kernel 4, stride 2, padding 1, ReLU) halves the height and width,
-    as in DCGAN-style VAEs; ``channels`` sets their number and widths.
+    as in DCGAN-style VAEs; ``channels`` sets their number and widths. An axis already
+    down to one value is left as it is (kernel 1 there), so any frame shape works:
+    ``(1, 1, n)`` is a 1-D signal, convolved along its ``n`` values.
     """
 
     def __init__(self, n_features, n_outputs, frame_shape, channels=(32, 64, 128)):
@@ -65,8 +67,8 @@ class ConvEncoder(nn.Module):
         self.frame_shape = tuple(frame_shape)
         sizes = _conv_sizes(frame_shape, channels)
         layers, c_in = [], frame_shape[0]
-        for c in channels:
-            layers += [nn.Conv2d(c_in, int(c), 4, 2, 1), nn.ReLU()]
+        for c, size in zip(channels, sizes):
+            layers += [nn.Conv2d(c_in, int(c), **_halving(size)), nn.ReLU()]
             c_in = int(c)
         self.conv = nn.Sequential(*layers)
         self.head = nn.Linear(c_in * sizes[-1][0] * sizes[-1][1], n_outputs)
@@ -89,9 +91,8 @@ class ConvDecoder(nn.Module):
         for i in reversed(range(len(channels))):
             c_out = channels[i - 1] if i else frame_shape[0]
             # output_padding 0 or 1 restores the odd sizes the encoder halved
-            pad = tuple(a - 2 * b for a, b in zip(sizes[i], sizes[i + 1]))
-            layers.append(nn.ConvTranspose2d(channels[i], c_out, 4, 2, 1,
-                                             output_padding=pad))
+            layers.append(nn.ConvTranspose2d(channels[i], c_out, **_halving(
+                sizes[i], sizes[i + 1])))
             if i:
                 layers.append(nn.ReLU())
         self.deconv = nn.Sequential(*layers)
@@ -100,15 +101,27 @@ class ConvDecoder(nn.Module):
         return self.deconv(self.head(t).relu().view(-1, *self.map_shape)).flatten(1)
 
 
+def _halving(size, halved=None):
+    """Per-axis kernel, stride and padding of a convolution that halves each axis of
+    ``size`` (kernel 4, stride 2, padding 1) or, on an axis of one value, keeps it
+    (kernel 1); with ``halved``, the output padding of the transposed convolution that
+    grows ``halved`` back to ``size``."""
+    shrink = [s >= 2 for s in size]
+    params = dict(kernel_size=tuple(4 if h else 1 for h in shrink),
+                  stride=tuple(2 if h else 1 for h in shrink),
+                  padding=tuple(1 if h else 0 for h in shrink))
+    if halved is not None:
+        params["output_padding"] = tuple(a - 2 * b if h else 0
+                                         for a, b, h in zip(size, halved, shrink))
+    return params
+
+
 def _conv_sizes(frame_shape, channels):
-    """(height, width) of the frame and after each stride-2 convolution."""
+    """(height, width) of the frame and after each convolution: halved (rounded
+    down) while an axis has two values or more, then kept at one."""
     sizes = [tuple(frame_shape[1:])]
     for _ in channels:
-        sizes.append((sizes[-1][0] // 2, sizes[-1][1] // 2))
-    if min(sizes[-1]) < 1:
-        raise ValueError(
-            f"frame_shape={tuple(frame_shape)} is too small for {len(channels)} stride-2 "
-            "convolutions (each halves height and width): give fewer encoder__channels.")
+        sizes.append(tuple(s // 2 if s >= 2 else s for s in sizes[-1]))
     return sizes
 
 

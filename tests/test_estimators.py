@@ -560,3 +560,14 @@ def test_bfloat16_training_is_its_own_reproducible_fit(X, monkeypatch):
         assert tiny_vae(precision="auto").fit(X).precision_ == expected
     fp32.set_params(precision="bfloat16").partial_fit(X)  # a training parameter
     assert fp32.precision_ == "bfloat16"
+
+
+def test_grid_search_over_an_optimizer_parameter(X):
+    from sklearn.model_selection import GridSearchCV
+
+    search = GridSearchCV(tiny_tvae(), {"optimizer__weight_decay": [0.0, 10.0]}, cv=2)
+    search.fit(X)
+    assert search.best_params_ == {"optimizer__weight_decay": 0.0}  # 10 crushes the fit
+    assert search.best_estimator_.net_.optimizer_.param_groups[0]["weight_decay"] == 0.0
+    scores = search.cv_results_["mean_test_score"]
+    assert scores[0] > scores[1]

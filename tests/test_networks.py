@@ -22,8 +22,33 @@ def test_conv_decoder_mirrors_the_encoder_on_odd_sizes(shape):
     decoder = ConvDecoder(5, int(np.prod(shape)), shape, channels=(4, 6))
     x = torch.rand(3, int(np.prod(shape)))
     assert encoder(x).shape == (3, 10) and decoder(torch.rand(3, 5)).shape == x.shape
-    with pytest.raises(ValueError, match="too small for 4 stride-2 convolutions"):
-        ConvEncoder(int(np.prod(shape)), 10, shape, channels=(4, 4, 4, 4))
+    # more convolutions than halvings: axes down to one value are kept, not lost
+    deep = ConvEncoder(int(np.prod(shape)), 10, shape, channels=(4, 4, 4, 4))
+    deep_decoder = ConvDecoder(5, int(np.prod(shape)), shape, channels=(4, 4, 4, 4))
+    assert deep(x).shape == (3, 10) and deep_decoder(torch.rand(3, 5)).shape == x.shape
+
+
+@pytest.mark.parametrize("width", [1, 2, 7, 64])
+def test_a_1d_signal_is_convolved_along_its_values(width):
+    encoder = ConvEncoder(width, 6, (1, 1, width), channels=(4, 8))
+    decoder = ConvDecoder(3, width, (1, 1, width), channels=(4, 8))
+    first = encoder.conv[0]
+    assert first.kernel_size == ((1, 4) if width >= 2 else (1, 1))
+    assert encoder(torch.rand(2, width)).shape == (2, 6)
+    assert decoder(torch.rand(2, 3)).shape == (2, width)
+
+
+def test_frame_shape_infers_one_minus_one_entry():
+    X = images(n=8, side=4)  # frames of 16 values
+    est = tiny_tvae(sequence_length=1, temporal_window=0, encoder="conv",
+                    encoder__channels=(2,), frame_shape=(1, 1, -1)).fit(X)
+    assert est.frame_shape_ == (1, 1, 16)
+    assert tiny_tvae(sequence_length=1, temporal_window=0, frame_shape=(1, -1, 4)).fit(
+        X).frame_shape_ == (1, 4, 4)
+    with pytest.raises(ValueError, match=r"not a multiple of 3, so -1 cannot be inferred"):
+        tiny_tvae(sequence_length=1, temporal_window=0, frame_shape=(3, -1, 1)).fit(X)
+    with pytest.raises(ValueError, match="one of which may be -1"):
+        tiny_tvae(sequence_length=1, temporal_window=0, frame_shape=(-1, -1, 4)).fit(X)
 
 
 @pytest.mark.parametrize("make", [tiny_tvae, tiny_vae])

@@ -45,7 +45,10 @@ def _expected_failures(estimator):
      VAE(n_components=2, likelihood="gaussian", **TINY),
      TopographicVAE(n_capsules=2, capsule_dim=3, sequence_length=1, likelihood="gaussian",
                     encoder=SmallEncoder, decoder=SmallEncoder, encoder__width=6,
-                    **TINY)],  # custom networks and a double-underscore parameter
+                    **TINY),  # custom networks and a double-underscore parameter
+     TopographicVAE(n_capsules=2, capsule_dim=3, sequence_length=1, likelihood="gaussian",
+                    encoder="conv", encoder__channels=(2, 3), frame_shape=(1, 1, -1),
+                    **TINY)],  # convolutions along frames of any width
     expected_failed_checks=_expected_failures,
 )
 def test_sklearn_compatible(estimator, check):
