@@ -677,6 +677,22 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
         step = max(1, _FRAMES_PER_CHUNK // frames_per_row)
         return (slice(i, i + step) for i in range(0, n, step))
 
+    def _collect(self, shape, dtype, chunks):
+        """Chunks ``(rows, values)`` of a result, gathered into one ndarray of
+        ``shape``: written straight into it on the CPU; on an accelerator gathered
+        there and copied once, so that a call waits for the device once, not once per
+        chunk."""
+        device = self._module_device
+        if device.type == "cpu":
+            out = np.empty(shape, dtype)
+            for rows, values in chunks:
+                out[rows] = values.numpy()
+            return out
+        out = torch.empty(shape, dtype=getattr(torch, np.dtype(dtype).name), device=device)
+        for rows, values in chunks:
+            out[rows] = values
+        return out.cpu().numpy()
+
     def _inference(self):
         """Context for inference: eval mode, no autograd."""
         self._check_fitted()
@@ -704,11 +720,11 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
         _check_output_size(X.shape[0] * self._n_features_out, f"transform of {len(X)} rows",
                            "Transform fewer rows per call.")
         module, device = self.net_.module_, self._module_device
-        out = np.empty((X.shape[0], self.sequence_length * self._n_latent), np.float32)
         with self._inference():
-            for rows in self._batches(len(X), self.sequence_length):
-                out[rows] = module.latent_mean(X[rows].to(device)).flatten(1).cpu().numpy()
-        return out
+            return self._collect(
+                (X.shape[0], self.sequence_length * self._n_latent), np.float32,
+                ((rows, module.latent_mean(X[rows].to(device)).flatten(1))
+                 for rows in self._batches(len(X), self.sequence_length)))
 
     def inverse_transform(self, X: ArrayLike) -> NDArray[np.float32]:
         """Decode latents: the decoder's mean ``E[x | t]`` for every frame.
@@ -740,12 +756,11 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
         n, k, _ = T.shape
         _check_output_size(n * k * self.n_features_per_frame_,
                            f"Decoding {n} rows of {k} frames", "Ask for fewer rows per call.")
-        out = np.empty((n, k * self.n_features_per_frame_), np.float32)
         with self._inference():
-            for rows in self._batches(n, k):
-                x_mean = module.mean(module.decode(T[rows].to(device)))
-                out[rows] = x_mean.flatten(1).cpu().numpy()
-        return out
+            return self._collect(
+                (n, k * self.n_features_per_frame_), np.float32,
+                ((rows, module.mean(module.decode(T[rows].to(device))).flatten(1))
+                 for rows in self._batches(n, k)))
 
     def predict_sequence(self, X_observed: ArrayLike, n_steps: int | None = None, *,
                          include_observed: bool = False) -> NDArray[np.float32]:
@@ -853,12 +868,11 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
         # torch cannot wrap read-only memory
         X_observed = torch.from_numpy(X_observed if X_observed.flags.writeable
                                       else X_observed.copy()).view(len(X_observed), k, F)
-        out = np.empty((len(X_observed), k, self._n_latent), np.float32)
         with self._inference():
-            for rows in self._batches(len(X_observed), S):
-                t = module.latent_mean(X_observed[rows].to(device), observed=True)
-                out[rows] = t.cpu().numpy()
-        return out
+            return self._collect(
+                (len(X_observed), k, self._n_latent), np.float32,
+                ((rows, module.latent_mean(X_observed[rows].to(device), observed=True))
+                 for rows in self._batches(len(X_observed), S)))
 
     def score_samples(self, X: ArrayLike) -> NDArray[np.float64]:
         """Importance-sampled log-likelihood log p(x) of each whole sequence, in nats.
@@ -889,7 +903,6 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
         seed = getattr(self, "_score_seed", None)
         if seed is None or isinstance(self.random_state, Integral):
             seed = self._seed(self.random_state)
-        out = np.empty(len(X), np.float64)
         # Chunks of rows and, for large K, of samples: the decoder sees at most about
         # _FRAMES_PER_CHUNK frames at once, while the encoders still run once per row.
         # The noise of each chunk of samples is the same for every chunk of rows. One
@@ -902,17 +915,19 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
             return _importance_noise(seed, samples, S, n).to(device)
 
         drawn = noise(chunks[0]) if len(chunks) == 1 else None
+
+        def log_px(rows):
+            x = X[rows].to(device).float()  # float16 data converted once per chunk
+            posterior = module.encode(x)
+            log_w = torch.cat([
+                module.log_importance_weights(x, *(drawn if drawn is not None
+                                                   else noise(samples)), posterior)
+                for samples in chunks])
+            return torch.logsumexp(log_w.double(), dim=0) - math.log(K)
+
         with self._inference():
-            for rows in self._batches(len(X), min(K, k_step) * S):
-                x = X[rows].to(device).float()  # float16 data converted once per chunk
-                posterior = module.encode(x)
-                log_w = torch.cat([
-                    module.log_importance_weights(x, *(drawn if drawn is not None
-                                                       else noise(samples)), posterior)
-                    for samples in chunks])
-                log_px = torch.logsumexp(log_w.double(), dim=0) - math.log(K)
-                out[rows] = log_px.cpu().numpy()
-        return out
+            return self._collect((len(X),), np.float64, (
+                (rows, log_px(rows)) for rows in self._batches(len(X), min(K, k_step) * S)))
 
     def score(self, X: ArrayLike, y: None = None) -> float:
         """Mean importance-sampled log-likelihood of the sequences in ``X``.
