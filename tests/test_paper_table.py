@@ -54,9 +54,16 @@ def test_paper_table_pipeline_end_to_end(tmp_path, capsys, fresh_accelerate_stat
     import matplotlib.image
 
     written = figures.main([str(tmp_path / "table.json"), "--out", str(tmp_path / "png")])
-    assert [p.name for p in written] == ["table1_bars.png", "table1_learning_curves.png"]
+    assert [p.name for p in written] == ["table1_bars.png", "table1_learning_curves.png",
+                                         "table1.csv"]
     bars = matplotlib.image.imread(written[0])
     assert bars.shape[0] > 100 and bars[..., :3].std() > 0.05  # something was drawn
+    import csv
+    rows = list(csv.reader(written[2].open()))
+    assert rows[0] == ["model", *paper_table.FAMILIES] and len(rows) == 1 + len(results)
+    vae_rotation = results["VAE"]["rotation"]
+    assert rows[1][1] == (f"{vae_rotation['ll/frame']:.1f}, 1.000, "
+                          f"{vae_rotation['roll acc']:.2f}, {vae_rotation['CapCorr']:.2f}")
 
 
 @pytest.mark.parametrize("fast_bf16, expected", [(True, "bf16"), (False, "fp32")])
