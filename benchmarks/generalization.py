@@ -52,6 +52,7 @@ def measure(est, X):
     half, one = forecast_error(est, X, HALF), forecast_error(est, X, 1)
     return {"ll/frame": est.score(X) / S,
             "roll acc": roll_prediction_accuracy(est, X, capsule_shape=(18, 18)),
+            "reconstruction mse (last seen frame, half seen)": half.mse_reconstruction,
             "forecast mse from half": half.mse.tolist(),
             "repeat-last mse from half": half.mse_repeat_last.tolist(),
             "mean-seen mse from half": half.mse_mean_observed.tolist(),

@@ -346,7 +346,10 @@ def forecast_error(estimator: _BaseVAE, X: ArrayLike, n_observed: int) -> Bunch:
         ``horizon``: ``1 .. sequence_length - n_observed``; ``mse``,
         ``mse_repeat_last``, ``mse_mean_observed``: the mean squared error per feature
         at each horizon (means over sequences and features) of the forecast and the
-        two baselines. For a Bernoulli model also ``cross_entropy``,
+        two baselines; ``mse_reconstruction``: that of the model's reconstruction of
+        the last observed frame, the floor a forecast cannot be expected to beat (a
+        forecast decodes a roll of that frame's latent). For a Bernoulli model also
+        ``cross_entropy``,
         ``cross_entropy_repeat_last``, ``cross_entropy_mean_observed``: the
         cross-entropy of the true frame under each prediction, in nats per frame
         (summed over features; predictions clipped to ``[1e-4, 1 - 1e-4]``, so a
@@ -377,12 +380,15 @@ def forecast_error(estimator: _BaseVAE, X: ArrayLike, n_observed: int) -> Bunch:
     n, _, F = frames.shape
     k = int(n_observed)
     truth = frames[:, k:]                                                # (n, S-k, F)
+    shown = estimator.predict_sequence(frames[:, :k].reshape(n, k * F),
+                                       include_observed=True).reshape(n, S, F)
     predictions = {
-        "": estimator.predict_sequence(frames[:, :k].reshape(n, k * F)).reshape(n, S - k, F),
+        "": shown[:, k:],
         "_repeat_last": np.broadcast_to(frames[:, k - 1:k], truth.shape),
         "_mean_observed": np.broadcast_to(frames[:, :k].mean(1, keepdims=True), truth.shape),
     }
-    errors = Bunch(horizon=np.arange(1, S - k + 1))
+    errors = Bunch(horizon=np.arange(1, S - k + 1), mse_reconstruction=float(
+        ((shown[:, k - 1] - frames[:, k - 1]) ** 2).mean()))
     for suffix, pred in predictions.items():
         errors["mse" + suffix] = ((pred - truth) ** 2).mean((0, 2)).astype(np.float64)
     if estimator.likelihood == "bernoulli":

@@ -132,6 +132,7 @@ def test_a_rolling_latent_forecasts_exactly(monkeypatch):
     errors = forecast_error(est, X, n_observed=2)
     np.testing.assert_array_equal(errors.horizon, [1, 2])
     np.testing.assert_array_equal(errors.mse, [0.0, 0.0])
+    assert errors.mse_reconstruction == 0.0  # the identity reconstructs exactly
     assert np.all(errors.mse_repeat_last > 0.1) and np.all(errors.mse_mean_observed > 0.1)
     # each capsule's bump moves one pixel: two pixels differ per capsule, four of eight
     np.testing.assert_allclose(errors.mse_repeat_last, [4 / 8, 4 / 8])
@@ -146,6 +147,10 @@ def test_a_vae_forecasts_its_reconstruction_of_the_last_seen_frame(X):
         np.testing.assert_allclose(forecast[:, h], last, rtol=1e-6)
     errors = forecast_error(vae, X, n_observed=1)
     assert errors.mse.shape == (3,) and "cross_entropy" in errors
+    # a VAE's forecast is its reconstruction: against the next frames, not the last
+    reconstruction = vae._decode(torch.from_numpy(vae._encode_frames(X[:, :6])[:, None]))
+    assert errors.mse_reconstruction == pytest.approx(float(((reconstruction - X[:, :6]) ** 2
+                                                             ).mean()), rel=1e-5)
 
 
 def test_forecasts_from_more_frames_use_them(X):
