@@ -127,18 +127,20 @@ def _draw(code, scale, theta, px, py, image_size):
     return inside.reshape(len(inside), -1)
 
 
-def _cycle(name, phase):
+def _cycle(name, phase, path):
     """A factor's value at ``phase`` in [0, 1) of its cycle: orientation turns once
-    round; position and scale go out and back (a triangle wave over their range)."""
+    round; position and scale go out and back (a triangle wave over their range) or,
+    with ``path="wrap"``, across the range and back to its start in one jump."""
     lo, hi = RANGES[name]
-    if name == "orientation":
+    if name == "orientation" or path == "wrap":
         return lo + (hi - lo) * phase
     return lo + (hi - lo) * (1 - np.abs(1 - 2 * phase))
 
 
 def make_sprite_sequences(n_sequences: int, sequence_length: int = 15, *,
                           factors: tuple[str, ...] = FACTORS, combine: str = "random",
-                          shapes: tuple[str, ...] = SHAPES, image_size: int = 64,
+                          path: str = "out_and_back", shapes: tuple[str, ...] = SHAPES,
+                          image_size: int = 64,
                           random_state=None) -> tuple[NDArray[np.float32], Bunch]:
     """Sequences of sprites in which factors move one step per frame through a cycle.
 
@@ -147,8 +149,12 @@ def make_sprite_sequences(n_sequences: int, sequence_length: int = 15, *,
     in ``sequence_length`` steps, from a random phase: orientation turns once round
     (``2 pi / sequence_length`` a frame); position and scale go out and back, from one
     end of the range to the other and back again (so a cycle ends where it began, each
-    frame moving ``2 / sequence_length`` of the range). The shape and the factors that
-    do not move are random and fixed within the sequence.
+    frame moving ``2 / sequence_length`` of the range), or with ``path="wrap"`` cross
+    the range once (``1 / sequence_length`` a frame) and jump back to the start, as a
+    factor's index modulo its number of values does. Out and back visits each value
+    twice a cycle, once growing and once shrinking, so a single frame does not tell
+    which way it moves; wrapping visits each once. The shape and the factors that do
+    not move are random and fixed within the sequence.
 
     Parameters
     ----------
@@ -160,6 +166,8 @@ def make_sprite_sequences(n_sequences: int, sequence_length: int = 15, *,
         The factors that move.
     combine : {"random", "compose"}, default="random"
         One factor per sequence, or all of ``factors`` together.
+    path : {"out_and_back", "wrap"}, default="out_and_back"
+        The cycle of position and scale (orientation always turns once round).
     shapes : tuple of str, default=("square", "ellipse", "heart")
         The shapes drawn from.
     image_size : int, default=64
@@ -196,6 +204,8 @@ def make_sprite_sequences(n_sequences: int, sequence_length: int = 15, *,
                          f"the factors are {', '.join(FACTORS)}.")
     if combine not in ("random", "compose"):
         raise ValueError(f"combine must be 'random' or 'compose'; got {combine!r}.")
+    if path not in ("out_and_back", "wrap"):
+        raise ValueError(f"path must be 'out_and_back' or 'wrap'; got {path!r}.")
     codes = _shape_codes(list(shapes))
     rng = check_random_state(random_state)
     n, S = int(n_sequences), int(sequence_length)
@@ -208,7 +218,7 @@ def make_sprite_sequences(n_sequences: int, sequence_length: int = 15, *,
         lo, hi = RANGES[name]
         fixed = np.broadcast_to(lo + (hi - lo) * rng.random_sample((n, 1)), (n, S))
         moves = ((moving == name) | ((moving == "compose") & (name in factors)))[:, None]
-        values[name] = np.where(moves, _cycle(name, phase), fixed)
+        values[name] = np.where(moves, _cycle(name, phase, path), fixed)
     X = make_sprites(np.repeat(shape, S), values["scale"].ravel(),
                      values["orientation"].ravel(), values["x"].ravel(),
                      values["y"].ravel(), image_size=image_size)

@@ -99,6 +99,18 @@ def test_sequences_move_one_factor_through_a_cycle():
     np.testing.assert_array_equal(X[i].reshape(8, -1), frames)
 
 
+def test_a_wrapping_path_crosses_the_range_once_and_jumps_back():
+    _, f = make_sprite_sequences(30, sequence_length=6, factors=("x", "scale"), path="wrap",
+                                 image_size=16, random_state=0)
+    xs = f.x[f.moving == "x"]
+    steps = np.diff(np.concatenate([xs, xs[:, :1]], 1), axis=1)
+    # five steps of +1/6 of the range and one jump back of -5/6, somewhere in the cycle
+    np.testing.assert_allclose(np.sort(steps, axis=1)[:, 1:], 1 / 6)
+    np.testing.assert_allclose(np.sort(steps, axis=1)[:, 0], -5 / 6)
+    with pytest.raises(ValueError, match="path must be 'out_and_back' or 'wrap'"):
+        make_sprite_sequences(2, path="loop")
+
+
 def test_composed_sequences_move_every_listed_factor():
     X, f = make_sprite_sequences(6, sequence_length=5, factors=("x", "scale"),
                                  combine="compose", image_size=16, random_state=1)
