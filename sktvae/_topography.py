@@ -82,7 +82,7 @@ class Topography(nn.Module):
     capsule_shape : int or tuple of int
         ``D`` (or ``(D,)``) for a ring of ``D`` units, ``(rows, cols)`` for a torus.
     sequence_length : int
-        Frames per sequence ``S``; time is circular.
+        Frames per sequence ``S``.
     temporal_window : int or tuple of (int, int)
         ``L``: frames ``l - L .. l + L`` share their scale (``0`` for none); a pair
         ``(past, future)``: frames ``l - past .. l + future``.
