@@ -23,7 +23,9 @@ HTML = DOCS / "_build" / "html"
 PAGES = ["index", "getting_started", "user_guide", "reproducing", "learned", "scaling", "api",
          "changelog", "generated/sktvae.TopographicVAE", "generated/sktvae.VAE",
          "generated/sktvae.SequenceTransformer",
-         "generated/sktvae.metrics.equivariance_error", "auto_examples/index"]
+         "generated/sktvae.metrics.equivariance_error", "generated/sktvae.metrics.forecast_error",
+         "generated/sktvae.datasets.make_sprite_sequences",
+         "generated/sktvae.plotting.plot_forecast", "auto_examples/index"]
 
 
 class _Images(HTMLParser):
