@@ -2,14 +2,21 @@
 
 import pickle
 
+import matplotlib
+
+matplotlib.use("Agg")
+
 import numpy as np
 import pytest
 import torch
+from sklearn.model_selection import GridSearchCV
 from torch import nn
 
 from conftest import tiny_tvae, tiny_vae
 from sktvae import SequenceTransformer
 from sktvae._model import ConvDecoder, ConvEncoder
+from sktvae.metrics import equivariance_error, forecast_error, roll_prediction_accuracy
+from sktvae.plotting import plot_capsule_roll, plot_forecast
 
 
 def images(n=24, side=8, channels=1, seed=0):
@@ -52,7 +59,7 @@ def test_frame_shape_infers_one_minus_one_entry():
 
 
 @pytest.mark.parametrize("make", [tiny_tvae, tiny_vae])
-def test_a_conv_model_does_everything_an_mlp_one_does(make):
+def test_a_conv_model_does_everything_an_mlp_one_does(make, tmp_path):
     X = SequenceTransformer(sequence_length=4, image_shape=(8, 8),
                             random_state=0).fit_transform(images())
     est = make(encoder="conv", encoder__channels=(4, 8)).fit(X)  # frame shape from X
@@ -68,6 +75,22 @@ def test_a_conv_model_does_everything_an_mlp_one_does(make):
     again = make(encoder="conv", encoder__channels=(4, 8), frame_shape=(1, 8, 8)).fit(
         np.asarray(X))  # a plain array: the shape given
     np.testing.assert_allclose(again.transform(X), est.transform(X), rtol=1e-5, atol=1e-6)
+    # the measures, forecasts, plots and skorch's own persistence read it as any model
+    capsules = dict(capsule_shape=(2, 2)) if make is tiny_vae else {}
+    assert 0 <= roll_prediction_accuracy(est, X, **capsules) <= 1
+    assert np.isfinite(equivariance_error(est, X, center=True, **capsules))
+    assert forecast_error(est, X, n_observed=2).mse.shape == (2,)
+    display = plot_capsule_roll(est, X, (8, 8), n_sequences=1) if make is tiny_tvae \
+        else plot_forecast(est, X, (8, 8), n_observed=2, n_sequences=1)
+    assert display.predicted.shape[-1] == 64
+    params = tmp_path / "conv.pt"
+    est.net_.save_params(f_params=params)
+    fresh = make(encoder="conv", encoder__channels=(4, 8), max_epochs=0).fit(X[:2])
+    fresh.net_.load_params(f_params=params)
+    np.testing.assert_array_equal(fresh.transform(X), est.transform(X))
+    search = GridSearchCV(make(encoder="conv", max_epochs=1),
+                          {"encoder__channels": [(2,), (4, 8)]}, cv=2).fit(X)
+    assert search.best_params_["encoder__channels"] in [(2,), (4, 8)]
     with pytest.raises(ValueError, match=r"encoder__channels=\(4, 16\), but the fitted "
                                          r"model was built with encoder__channels=\(4, 8\)"):
         est.set_params(encoder__channels=(4, 16)).transform(X)
