@@ -44,7 +44,7 @@ def models(common, mu_init=30.0):
         "VAE": VAE(n_components=18 * 18, sequence_length=S, **common),
         "BubbleVAE": TopographicVAE(temporal_window=6, coherence="stationary", **tvae),
         "TVAE L=6": TopographicVAE(temporal_window=6, **tvae),
-        "TVAE causal (12, 0)": TopographicVAE(temporal_window=(12, 0), **tvae),
+        "TVAE causal L=12": TopographicVAE(temporal_window=(12, 0), **tvae),
     }
 
 
@@ -60,7 +60,7 @@ def measure(est, X):
             "repeat-last mse from one": one.mse_repeat_last.tolist()}
 
 
-def targets(results, model="TVAE L=6", causal="TVAE causal (12, 0)"):
+def targets(results, model="TVAE L=6", causal="TVAE causal L=12"):
     """(name, value, target) rows of the issue's targets on the composed sequences."""
     tvae, vae = results[model]["rotation+hue"], results["VAE"]["rotation+hue"]
     mse = np.asarray(tvae["forecast mse from half"])
@@ -120,7 +120,7 @@ def run(x_train, x_test, args):
                  f"{r['repeat-last mse from half'][-1]:.4f})"
                  for t, r in results[name].items() if isinstance(r, dict)]
         print(f"{name}: {fit_s:.0f} s; " + "; ".join(lines), flush=True)
-    if {"VAE", "TVAE L=6", "TVAE causal (12, 0)"} <= set(results):
+    if {"VAE", "TVAE L=6", "TVAE causal L=12"} <= set(results):
         report("Unseen combinations (rotation and hue together)", targets(results))
     if args.out:
         with open(args.out, "w") as fh:

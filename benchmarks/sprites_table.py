@@ -39,7 +39,7 @@ from sktvae.metrics import (
 
 S, C = 15, 15
 FACTORS = ("x", "y", "orientation", "scale")
-PARTIAL = "TVAE (5, 4)"
+PARTIAL = "TVAE partial"
 
 
 def models(common, mu_init=30.0):
