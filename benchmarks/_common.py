@@ -87,3 +87,53 @@ def report(title, rows):
         shown = f"{value:,.3f}" if isinstance(value, float) else str(value)
         print(f"  {name:58s} {shown:>14s}   {target}")
     sys.stdout.flush()
+
+
+def model_table_parser(description, train, test, epochs):
+    """The options every model-table benchmark takes (sizes, budget, device, output)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--train", type=int, default=train, help="training sequences")
+    parser.add_argument("--test", type=int, default=test, help="test sequences per set")
+    parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument("--hidden", default="512,512")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--models", default=None,
+                        help="comma-separated subset of the model names")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", default="auto",
+                        choices=("auto", "bfloat16", "float32"))
+    parser.add_argument("--out", default=None, help="JSON of every figure")
+    return parser
+
+
+def training_params(args):
+    """The estimators' shared parameters from ``model_table_parser``'s options."""
+    return dict(hidden_layer_sizes=tuple(int(h) for h in args.hidden.split(",")),
+                max_epochs=args.epochs, batch_size=args.batch_size, device=args.device,
+                precision=args.precision, random_state=0)
+
+
+def fit_and_measure(models, X_train, tests, measure, describe, args):
+    """Fit each of ``models`` (those ``--models`` names) on ``X_train``, ``measure``
+    it on each of ``tests``; print a line per model (``describe(results)``) and return
+    ``{name: {"fit s", "precision", test name: measures}}``, also written to ``--out``."""
+    import json
+
+    if args.models:
+        models = {k: v for k, v in models.items() if k in args.models.split(",")}
+    results = {}
+    for name, est in models.items():
+        start = time.perf_counter()
+        est.fit(X_train)
+        fit_s = time.perf_counter() - start
+        results[name] = {"fit s": fit_s, "precision": est.precision_,
+                         **{t: measure(est, X) for t, X in tests.items()}}
+        print(f"{name}: {fit_s:.0f} s; " + "; ".join(
+            f"{t}: {describe(r)}" for t, r in results[name].items()
+            if isinstance(r, dict)), flush=True)
+    if args.out:
+        with open(args.out, "w") as fh:
+            json.dump({"args": vars(args), "results": results}, fh, indent=1)
+    return results

@@ -20,13 +20,9 @@ Run: ``python benchmarks/generalization.py [--out generalization.json]`` (defaul
 AVX-512 cores with bfloat16 training).
 """
 
-import argparse
-import json
-import time
-
 import numpy as np
 
-from _common import MNIST, S, report
+from _common import MNIST, S, fit_and_measure, model_table_parser, report, training_params
 from paper_table import FAMILIES, sequences, training_sequences
 from sktvae import VAE, TopographicVAE
 from sktvae.datasets import fetch_mnist
@@ -77,18 +73,15 @@ def targets(results, model="TVAE L=6", causal="TVAE causal L=12"):
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--train", type=int, default=4000, help="training sequences")
-    parser.add_argument("--test", type=int, default=300, help="test sequences per set")
-    parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--hidden", default="512,512")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--models", default=None, help="comma-separated subset")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--precision", default="auto",
-                        choices=("auto", "bfloat16", "float32"))
-    parser.add_argument("--out", default=None, help="JSON of every figure")
-    return parser.parse_args(argv)
+    return model_table_parser(__doc__.split("\n")[0], train=4000, test=300,
+                              epochs=15).parse_args(argv)
+
+
+def describe(r):
+    mse, repeat = r["forecast mse from half"], r["repeat-last mse from half"]
+    return (f"ll/frame {r['ll/frame']:.1f}, roll acc {r['roll acc']:.3f}, forecast mse from "
+            f"half h=1/{S - HALF} {mse[0]:.4f}/{mse[-1]:.4f} (repeat-last "
+            f"{repeat[0]:.4f}/{repeat[-1]:.4f})")
 
 
 def run(x_train, x_test, args):
@@ -97,34 +90,13 @@ def run(x_train, x_test, args):
     X_train, _ = training_sequences(x_train, FAMILIES, "random")
     tests = {name: sequences(x_test, families, "compose", seed=1)
              for name, families in TEST_SETS.items()}
-    common = dict(hidden_layer_sizes=tuple(int(h) for h in args.hidden.split(",")),
-                  max_epochs=args.epochs, batch_size=args.batch_size, device=args.device,
-                  precision=args.precision, random_state=0)
-    chosen = models(common)
-    if args.models:
-        chosen = {k: v for k, v in chosen.items() if k in args.models.split(",")}
     print(f"{len(X_train)} training sequences x {S} frames (one of {', '.join(FAMILIES)} "
           f"each), {args.epochs} epochs ({len(X_train) * S * args.epochs / 1e6:.2f} M "
           f"frames per model); {len(x_test)} test sequences per set", flush=True)
-    results = {}
-    for name, est in chosen.items():
-        start = time.perf_counter()
-        est.fit(X_train)
-        fit_s = time.perf_counter() - start
-        results[name] = {"fit s": fit_s, "precision": est.precision_,
-                         **{t: measure(est, X) for t, X in tests.items()}}
-        lines = [f"{t}: ll/frame {r['ll/frame']:.1f}, roll acc {r['roll acc']:.3f}, "
-                 f"forecast mse from half h=1/{S - HALF} "
-                 f"{r['forecast mse from half'][0]:.4f}/{r['forecast mse from half'][-1]:.4f}"
-                 f" (repeat-last {r['repeat-last mse from half'][0]:.4f}/"
-                 f"{r['repeat-last mse from half'][-1]:.4f})"
-                 for t, r in results[name].items() if isinstance(r, dict)]
-        print(f"{name}: {fit_s:.0f} s; " + "; ".join(lines), flush=True)
+    results = fit_and_measure(models(training_params(args)), X_train, tests, measure,
+                              describe, args)
     if {"VAE", "TVAE L=6", "TVAE causal L=12"} <= set(results):
         report("Unseen combinations (rotation and hue together)", targets(results))
-    if args.out:
-        with open(args.out, "w") as fh:
-            json.dump({"args": vars(args), "results": results}, fh, indent=1)
     return results
 
 

@@ -22,13 +22,9 @@ training sequences x 20 epochs, 0.6 M frames per model; see benchmarks/README.md
 the time on 2 cores).
 """
 
-import argparse
-import json
-import time
-
 import numpy as np
 
-from _common import report
+from _common import fit_and_measure, model_table_parser, report, training_params
 from sktvae import VAE, TopographicVAE
 from sktvae.datasets import make_sprite_sequences
 from sktvae.metrics import (
@@ -83,20 +79,14 @@ def targets(results):
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--train", type=int, default=2000, help="training sequences")
-    parser.add_argument("--test", type=int, default=100,
-                        help="test sequences per factor")
-    parser.add_argument("--epochs", type=int, default=20)
+    parser = model_table_parser(__doc__.split("\n")[0], train=2000, test=100, epochs=20)
     parser.add_argument("--image-size", type=int, default=64)
-    parser.add_argument("--hidden", default="512,512")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--models", default=None, help="comma-separated subset")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--precision", default="auto",
-                        choices=("auto", "bfloat16", "float32"))
-    parser.add_argument("--out", default=None, help="JSON of every figure")
     return parser.parse_args(argv)
+
+
+def describe(r):
+    return (f"ll/frame {r['ll/frame']:.1f}, E_eq centred {r['E_eq centred']:.3g}, roll acc "
+            f"{r['roll acc']:.3f}, CapCorr {r['CapCorr']:.3f}")
 
 
 def run(args):
@@ -106,32 +96,14 @@ def run(args):
     tests = {f: make_sprite_sequences(args.test, S, factors=(f,), image_size=args.image_size,
                                       random_state=1 + i)[0]
              for i, f in enumerate(FACTORS)}
-    common = dict(hidden_layer_sizes=tuple(int(h) for h in args.hidden.split(",")),
-                  max_epochs=args.epochs, batch_size=args.batch_size, device=args.device,
-                  precision=args.precision, random_state=0)
-    chosen = models(common)
-    if args.models:
-        chosen = {k: v for k, v in chosen.items() if k in args.models.split(",")}
     print(f"{args.train} training sequences x {S} frames of {args.image_size}^2 pixels "
           f"(one factor moving each), {args.epochs} epochs "
           f"({args.train * S * args.epochs / 1e6:.2f} M frames per model); {args.test} "
           "test sequences per factor", flush=True)
-    results = {}
-    for name, est in chosen.items():
-        start = time.perf_counter()
-        est.fit(X_train)
-        fit_s = time.perf_counter() - start
-        results[name] = {"fit s": fit_s, "precision": est.precision_,
-                         **{f: measure(est, X) for f, X in tests.items()}}
-        print(f"{name}: {fit_s:.0f} s; " + "; ".join(
-            f"{f}: ll/frame {r['ll/frame']:.1f}, E_eq centred {r['E_eq centred']:.3g}, "
-            f"roll acc {r['roll acc']:.3f}, CapCorr {r['CapCorr']:.3f}"
-            for f, r in results[name].items() if isinstance(r, dict)), flush=True)
+    results = fit_and_measure(models(training_params(args)), X_train, tests, measure,
+                              describe, args)
     if {"VAE", PARTIAL} <= set(results):
         report("Table 2 at a CPU budget (partial-window TVAE)", targets(results))
-    if args.out:
-        with open(args.out, "w") as fh:
-            json.dump({"args": vars(args), "results": results}, fh, indent=1)
     return results
 
 

@@ -95,11 +95,20 @@ _SAME_AS_MODULE_ = "<sktvae: the same module as module_>"
 @contextlib.contextmanager
 def _noting_sigint(net):
     """Set ``net.interrupted_`` when SIGINT (Ctrl-C) arrives, then hand the signal to
-    the handler that was there; yields whether the handler could be installed."""
-    previous = (signal.getsignal(signal.SIGINT)
-                if threading.current_thread() is threading.main_thread() else None)
-    if not callable(previous):  # another thread, SIG_IGN, SIG_DFL or set outside Python
+    the handler that was there. Yields whether a ``KeyboardInterrupt`` must be taken
+    for a Ctrl-C without being seen: only when SIGINT is handled outside Python.
+
+    Python raises a Ctrl-C's ``KeyboardInterrupt`` in the main thread only, and only
+    while SIGINT has Python's handler (or one set in Python, which is wrapped here):
+    in another thread, or with SIGINT ignored or left to the system (a background
+    job), a ``KeyboardInterrupt`` in ``fit`` comes from code, such as a callback.
+    """
+    if threading.current_thread() is not threading.main_thread():
         yield False
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is None or not callable(previous):  # set outside Python, or SIG_IGN/DFL
+        yield previous is None
         return
 
     def note(signum, frame):
@@ -108,7 +117,7 @@ def _noting_sigint(net):
 
     signal.signal(signal.SIGINT, note)
     try:
-        yield True
+        yield False
     finally:
         signal.signal(signal.SIGINT, previous)
 
@@ -139,15 +148,16 @@ class TVAENet(NeuralNet):
         skorch's callbacks stop training the same way (``EarlyStopping`` raises
         ``KeyboardInterrupt``), and that stop must stay a normal end of ``fit``; so a
         Ctrl-C is told apart by the signal itself, noted by a SIGINT handler that then
-        runs the one it replaces. Where no handler can be set (a fit outside the main
-        thread, or SIGINT not handled by Python), every ``KeyboardInterrupt`` counts.
+        runs the one it replaces (:func:`_noting_sigint`). Only where SIGINT is handled
+        outside Python, so that nothing can be noted, does every ``KeyboardInterrupt``
+        count as a Ctrl-C.
         """
         self.interrupted_ = False
-        with _noting_sigint(self) as noted:
+        with _noting_sigint(self) as unknowable:
             try:
                 return super().fit_loop(X, y, epochs=epochs, **fit_params)
             except KeyboardInterrupt:
-                self.interrupted_ = not noted or self.interrupted_
+                self.interrupted_ = self.interrupted_ or unknowable
                 raise
 
 

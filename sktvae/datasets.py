@@ -119,16 +119,10 @@ def fetch_mnist(data_home: str | os.PathLike | None = None,
     >>> fetch_mnist(path=tiny).x_train.shape
     (2, 28, 28)
     """
-    if path is not None:
-        arrays = _read_mnist(Path(path))
-    else:
-        cached = Path(get_data_home(data_home)) / "sktvae_mnist" / "mnist.npz"
-        if not cached.exists():
-            if not download_if_missing:
-                raise OSError(f"MNIST is not in the cache ({cached}) and "
-                              "download_if_missing=False. Pass path= to a local copy.")
-            _download(MNIST_URL, cached, sha256=MNIST_SHA256)
-        arrays = _read_mnist(cached)
+    if path is None:
+        path = _cached("MNIST", data_home, "sktvae_mnist/mnist.npz", MNIST_URL,
+                       download_if_missing, sha256=MNIST_SHA256)
+    arrays = _read_mnist(Path(path))
     if return_X_y:
         return tuple(arrays[k] for k in ("x_train", "y_train", "x_test", "y_test"))
     return Bunch(**arrays)
@@ -207,6 +201,18 @@ def _read_idx(folder, name):
             f"holds {'fewer' if len(raw) < size else 'more'}: it is truncated or "
             "damaged.")
     return np.frombuffer(raw, np.uint8).reshape(shape)
+
+
+def _cached(what, data_home, name, url, download_if_missing, **checksum):
+    """The path of ``name`` in the cache (scikit-learn's data home), downloaded there
+    once (``checksum``: ``sha256=`` or ``md5=``) when it is missing and allowed."""
+    cached = Path(get_data_home(data_home)) / name
+    if not cached.exists():
+        if not download_if_missing:
+            raise OSError(f"{what} is not in the cache ({cached}) and "
+                          "download_if_missing=False. Pass path= to a local copy.")
+        _download(url, cached, **checksum)
+    return cached
 
 
 def _download(url, target, *, sha256=None, md5=None, timeout=60.0):
@@ -296,13 +302,9 @@ def fetch_dsprites(data_home: str | os.PathLike | None = None,
     (2, 64, 64)
     """
     if path is None:
-        path = Path(get_data_home(data_home)) / "sktvae_dsprites" / DSPRITES_URL.rsplit(
-            "/", 1)[1]
-        if not path.exists():
-            if not download_if_missing:
-                raise OSError(f"dSprites is not in the cache ({path}) and "
-                              "download_if_missing=False. Pass path= to a local copy.")
-            _download(DSPRITES_URL, path, md5=DSPRITES_MD5)
+        path = _cached("dSprites", data_home,
+                       "sktvae_dsprites/" + DSPRITES_URL.rsplit("/", 1)[1], DSPRITES_URL,
+                       download_if_missing, md5=DSPRITES_MD5)
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"No dSprites file at {path}.")

@@ -571,3 +571,27 @@ def test_grid_search_over_an_optimizer_parameter(X):
     assert search.best_estimator_.net_.optimizer_.param_groups[0]["weight_decay"] == 0.0
     scores = search.cv_results_["mean_test_score"]
     assert scores[0] > scores[1]
+
+
+def test_a_callback_stop_ends_fit_in_a_background_job_and_a_thread(X):
+    """With SIGINT ignored (a background job) or in a thread, where no Ctrl-C can
+    raise KeyboardInterrupt in fit, a callback's stop still ends fit normally."""
+    import threading
+
+    from skorch.callbacks import EarlyStopping
+
+    def fit():
+        stop = EarlyStopping(monitor="train_loss", patience=1, threshold=1e9,
+                             threshold_mode="abs")
+        return len(tiny_tvae(max_epochs=10, callbacks=[stop]).fit(X).history_)
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        assert fit() == 2
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    lengths = []
+    worker = threading.Thread(target=lambda: lengths.append(fit()))
+    worker.start()
+    worker.join()
+    assert lengths == [2]
