@@ -153,12 +153,17 @@ def parse_args(argv=None):
     parser.add_argument("--precision", default="auto",
                         choices=("auto", "bfloat16", "float32"))
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--skip-budget", action="store_true",
+                        help="only the throughput part")
     parser.add_argument("--out", default=None)
     return parser.parse_args(argv)
 
 
 def run(args, images=None):
     rows = [] if args.skip_throughput else throughput()
+    if args.skip_budget:
+        report("Networks: throughput", rows)
+        return {}
     if images is None:
         x_train, _, x_test, _ = fetch_mnist(path=MNIST, return_X_y=True)
     else:
