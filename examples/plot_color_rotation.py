@@ -7,7 +7,7 @@ composite sequences). One set of capsules learns both: rolling them changes the 
 and the angle together.
 
 *Budget: the 1 797 embedded digits as colour sequences of 12 frames, 15 epochs;
-about 50 seconds on 2 CPU cores.*
+about 30 seconds on 2 CPU cores.*
 """
 
 import os

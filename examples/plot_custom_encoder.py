@@ -10,7 +10,7 @@ convolutional TVAE and one with a small residual MLP encoder of our own learn th
 rotating digits; both roll a single frame's capsules into the turning digit.
 
 *Budget: the 1 797 embedded digits as rotation sequences of 12 frames, 15 epochs for
-each model; about a minute and a half on 2 CPU cores.*
+each model; about 50 seconds on 2 CPU cores.*
 """
 
 import os

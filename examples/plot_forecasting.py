@@ -9,7 +9,7 @@ is repeat the last frame it saw. :func:`sktvae.metrics.forecast_error` measures 
 per horizon, beside repeating the last seen frame and the mean of the seen frames.
 
 *Budget: the 1 797 embedded digits as rotation sequences of 12 frames, a TVAE and a
-VAE for 15 epochs each; about 40 seconds on 2 CPU cores.*
+VAE for 15 epochs each; about 30 seconds on 2 CPU cores.*
 """
 
 import os

@@ -9,7 +9,7 @@ one whole sequence, so no fold ever splits a sequence. The equivariance error ca
 used as the score instead (``make_equivariance_scorer``).
 
 *Budget: 900 digits as rotation sequences of 8 frames, six candidates of 5 epochs
-in 3 folds, then the refit; about 2 minutes on 2 CPU cores.*
+in 3 folds, then the refit; about 20 seconds on 2 CPU cores.*
 """
 
 import os

@@ -7,7 +7,7 @@ its capsules step by step and decode: the digit turns, although the model saw th
 alone. This is what "equivariant capsules" means in practice.
 
 *Budget: the 1 797 embedded digits as rotation sequences of 12 frames, 15 epochs;
-about 25 seconds on 2 CPU cores.*
+about 20 seconds on 2 CPU cores.*
 """
 
 import os

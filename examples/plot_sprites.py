@@ -1,6 +1,6 @@
 """
-Sprites: one capsule roll per step of every factor
-==================================================
+Sprites: capsules that roll as a sprite moves
+=============================================
 
 The paper's second data set: sprites (a square, an ellipse, a heart) whose position,
 orientation or scale moves one step per frame. :func:`sktvae.datasets.make_sprite_sequences`
@@ -12,8 +12,8 @@ y) before orientation and scale (near 0), and a frame encoded alone, rolled, sti
 decodes to a blur that moves only roughly: the benchmark ``sprites_table.py`` trains
 longer, on 64 x 64 frames.
 
-*Budget: 1 200 sequences of 15 frames of 32 x 32 pixels, 12 epochs; about a minute and
-a half on 2 CPU cores.*
+*Budget: 1 200 sequences of 15 frames of 32 x 32 pixels, 12 epochs; about 30 seconds
+on 2 CPU cores.*
 """
 
 import os

@@ -11,7 +11,7 @@ baseline, measured on the same grid. Each map is measured on held-out digits. On
 sevens and eights) get no unit of their own. On all of MNIST every class does
 (``benchmarks/topographic_map.py``, in the docs' "Reproducing the paper").
 
-*Budget: 1 347 training digits, 150 epochs for the TVAE and for the VAE; about 35
+*Budget: 1 347 training digits, 150 epochs for the TVAE and for the VAE; about 15
 seconds on 2 CPU cores.*
 """
 

@@ -7,7 +7,7 @@ capsules are far more equivariant (lower equivariance error, higher roll-predict
 accuracy); both are compared on the same held-out likelihood.
 
 *Budget: the 1 797 embedded digits as rotation sequences of 12 frames, 15 epochs for
-each model; about 35 seconds on 2 CPU cores.*
+each model; about 30 seconds on 2 CPU cores.*
 """
 
 import os

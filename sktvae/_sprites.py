@@ -91,7 +91,7 @@ def make_sprites(shape: ArrayLike, scale: ArrayLike, orientation: ArrayLike,
     --------
     >>> from sktvae.datasets import make_sprites
     >>> images = make_sprites(["square", "heart"], 1.0, 0.0, 0.5, 0.5)
-    >>> images.shape, images.max()
+    >>> images.shape, float(images.max())
     ((2, 4096), 1.0)
     """
     if not _is_int(image_size) or image_size < _MIN_IMAGE_SIZE:

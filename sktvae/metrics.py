@@ -468,7 +468,7 @@ def capsule_roll_correlation(estimator: _BaseVAE, X: ArrayLike, shifts: ArrayLik
         raise ValueError(f"groups must hold one label per sequence, shape ({n},); got "
                          f"{groups.shape}.")
     return {label: _roll_correlation(shifts[groups == label], rolls[groups == label])
-            for label in np.unique(groups)}
+            for label in np.unique(groups).tolist()}  # plain Python labels
 
 
 def _roll_correlation(shifts, rolls):
