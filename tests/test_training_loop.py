@@ -61,3 +61,13 @@ def test_fits_with_index_batches_and_with_a_validation_split(X):
     assert np.isfinite(split.history_[-1, "valid_loss"])
     again = tiny_tvae(max_epochs=3).fit(X)
     np.testing.assert_array_equal(again.transform(X), est.transform(X))
+
+
+def test_the_dataloader_path_is_reproducible_too(X):
+    """With a DataLoader option the batches come from skorch's loader: the same seed
+    still gives the same model."""
+    a = tiny_tvae(max_epochs=2, iterator_train__num_workers=0).fit(X)
+    b = tiny_tvae(max_epochs=2, iterator_train__num_workers=0).fit(X)
+    assert isinstance(a.net_.get_iterator(a.net_.get_dataset(torch.from_numpy(X)),
+                                          training=True), torch.utils.data.DataLoader)
+    np.testing.assert_array_equal(a.transform(X), b.transform(X))
