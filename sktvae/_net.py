@@ -107,7 +107,7 @@ def _noting_sigint(net):
         yield False
         return
     previous = signal.getsignal(signal.SIGINT)
-    if previous is None or not callable(previous):  # set outside Python, or SIG_IGN/DFL
+    if not callable(previous):  # None: set outside Python; or SIG_IGN / SIG_DFL
         yield previous is None
         return
 

@@ -231,13 +231,18 @@ def _download(url, target, *, sha256=None, md5=None, timeout=60.0):
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(timeout)  # fetch_file's urlretrieve takes no timeout
     try:
-        fetch_file(url, folder=target.parent, local_filename=target.name, sha256=sha256,
-                   n_retries=_DOWNLOAD_RETRIES, delay=_RETRY_DELAY)
-        if md5 is not None and _md5(target) != md5:
-            got = _md5(target)
-            target.unlink()
-            raise OSError(f"the MD5 checksum of {target.name} ({got}) differs from "
-                          f"expected ({md5})")
+        # fetch_file checks a SHA-256 before it moves the file into place; an MD5 is
+        # checked here, on a file not yet under the name the cache is read by
+        name = target.name if md5 is None else target.name + ".unverified"
+        fetched = fetch_file(url, folder=target.parent, local_filename=name, sha256=sha256,
+                             n_retries=_DOWNLOAD_RETRIES, delay=_RETRY_DELAY)
+        if md5 is not None:
+            got = _md5(fetched)
+            if got != md5:
+                fetched.unlink()
+                raise OSError(f"the MD5 checksum of {target.name} ({got}) differs from "
+                              f"expected ({md5})")
+            os.replace(fetched, target)
     except OSError as error:  # URLError, timeouts and a checksum mismatch
         raise OSError(f"Could not download {url} ({error}). {advice}") from error
     finally:

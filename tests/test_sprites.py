@@ -175,6 +175,9 @@ def test_fetch_dsprites_reads_a_local_copy_and_the_cache_once(tmp_path, monkeypa
                         hashlib.md5(source.read_bytes()).hexdigest())
     home = tmp_path / "home"
     np.testing.assert_array_equal(fetch_dsprites(data_home=home).images, images)
+    # checked, then moved under its own name: nothing unverified is left beside it
+    assert [p.name for p in (home / "sktvae_dsprites").iterdir()] == [
+        datasets.DSPRITES_URL.rsplit("/", 1)[1]]
     source.unlink()  # the second call reads the cache
     np.testing.assert_array_equal(fetch_dsprites(data_home=home).images, images)
 
