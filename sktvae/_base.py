@@ -28,7 +28,7 @@ from skorch.callbacks import Callback
 from ._model import ConvDecoder, ConvEncoder, layer_sizes, mlp, state_digest
 from ._sequences import frame_structure
 from ._net import (AcceleratedTVAENet, NegativeELBO, StopOnNonFiniteLoss, TVAENet, discard,
-                   tensor_batches)
+                   staged, tensor_batches)
 
 _OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
                "sgd": torch.optim.SGD}
@@ -472,10 +472,12 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
         if isinstance(optimizer, str):
             if optimizer == "sgd":  # the paper's optimizer
                 extra["optimizer__momentum"] = 0.9
-            elif self.accelerator is None \
+            if self.accelerator is None \
                     and torch.device(self.device).type in ("cpu", "cuda"):
                 # One fused kernel for the whole update: on 2 CPU cores Adam's per-tensor
-                # loop took 23 ms of an 82 ms paper-sized step, the fused one 5 ms. Same
+                # loop took 23 ms of an 82 ms paper-sized step, the fused one 5 ms. A
+                # fused step also skips itself on a flag left on the device, so the
+                # non-finite check needs no synchronisation (StopOnNonFiniteLoss). Same
                 # update up to float rounding; pass the class to opt out.
                 extra["optimizer__fused"] = True
             optimizer = _OPTIMIZERS[optimizer]
@@ -517,9 +519,11 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
         Raises
         ------
         FloatingPointError
-            When the loss or its gradient becomes non-finite. The step is not taken:
-            the estimator keeps the parameters and optimizer state of the last finite
-            step, and its history up to it.
+            When the loss or its gradient becomes non-finite. That step is not
+            taken: the estimator keeps the parameters and optimizer state of the last
+            finite step. With a fused optimizer (the default) no later step is taken
+            either and the error comes at the end of that epoch, whose losses the
+            history shows; otherwise it comes at once.
         KeyboardInterrupt
             On Ctrl-C, after the last completed batch; the estimator stays usable with
             what it has learnt and can go on (``warm_start``, :meth:`partial_fit`).
@@ -677,6 +681,15 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
         step = max(1, _FRAMES_PER_CHUNK // frames_per_row)
         return (slice(i, i + step) for i in range(0, n, step))
 
+    def _chunks(self, X, frames_per_row):
+        """``(rows, X[rows])`` on the module's device for each of :meth:`_batches`.
+        ``X`` is staged first (on a GPU: moved there whole when it fits, else pinned),
+        so that no chunk's copy waits for the device to finish the chunk before."""
+        device = self._module_device
+        X = staged(X, device)
+        return ((rows, X[rows].to(device, non_blocking=True))
+                for rows in self._batches(len(X), frames_per_row))
+
     def _collect(self, shape, dtype, chunks):
         """Chunks ``(rows, values)`` of a result, gathered into one ndarray of
         ``shape``: written straight into it on the CPU; on an accelerator gathered
@@ -719,12 +732,12 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
         X = self._validate_X(X, reset=False)
         _check_output_size(X.shape[0] * self._n_features_out, f"transform of {len(X)} rows",
                            "Transform fewer rows per call.")
-        module, device = self.net_.module_, self._module_device
+        module = self.net_.module_
         with self._inference():
             return self._collect(
                 (X.shape[0], self.sequence_length * self._n_latent), np.float32,
-                ((rows, module.latent_mean(X[rows].to(device)).flatten(1))
-                 for rows in self._batches(len(X), self.sequence_length)))
+                ((rows, module.latent_mean(x).flatten(1))
+                 for rows, x in self._chunks(X, self.sequence_length)))
 
     def inverse_transform(self, X: ArrayLike) -> NDArray[np.float32]:
         """Decode latents: the decoder's mean ``E[x | t]`` for every frame.
@@ -752,15 +765,15 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
 
     def _decode(self, T):
         """Decoder means of latents ``(n, k, n_latent)`` as ``(n, k * n_features)``."""
-        module, device = self.net_.module_, self._module_device
+        module = self.net_.module_
         n, k, _ = T.shape
         _check_output_size(n * k * self.n_features_per_frame_,
                            f"Decoding {n} rows of {k} frames", "Ask for fewer rows per call.")
         with self._inference():
             return self._collect(
                 (n, k * self.n_features_per_frame_), np.float32,
-                ((rows, module.mean(module.decode(T[rows].to(device))).flatten(1))
-                 for rows in self._batches(n, k)))
+                ((rows, module.mean(module.decode(t)).flatten(1))
+                 for rows, t in self._chunks(T, k)))
 
     def predict_sequence(self, X_observed: ArrayLike, n_steps: int | None = None, *,
                          include_observed: bool = False) -> NDArray[np.float32]:
@@ -864,15 +877,15 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
                 + (f" ({F} features, n_features_in_ / sequence_length)"
                    if max_frames == 1 else "") + ".")
         self._check_range(X_observed)
-        module, device = self.net_.module_, self._module_device
+        module = self.net_.module_
         # torch cannot wrap read-only memory
         X_observed = torch.from_numpy(X_observed if X_observed.flags.writeable
                                       else X_observed.copy()).view(len(X_observed), k, F)
         with self._inference():
             return self._collect(
                 (len(X_observed), k, self._n_latent), np.float32,
-                ((rows, module.latent_mean(X_observed[rows].to(device), observed=True))
-                 for rows in self._batches(len(X_observed), S)))
+                ((rows, module.latent_mean(x, observed=True))
+                 for rows, x in self._chunks(X_observed, S)))
 
     def score_samples(self, X: ArrayLike) -> NDArray[np.float64]:
         """Importance-sampled log-likelihood log p(x) of each whole sequence, in nats.
@@ -916,8 +929,8 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
 
         drawn = noise(chunks[0]) if len(chunks) == 1 else None
 
-        def log_px(rows):
-            x = X[rows].to(device).float()  # float16 data converted once per chunk
+        def log_px(x):
+            x = x.float()  # float16 data converted chunk by chunk
             posterior = module.encode(x)
             log_w = torch.cat([
                 module.log_importance_weights(x, *(drawn if drawn is not None
@@ -927,7 +940,7 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
 
         with self._inference():
             return self._collect((len(X),), np.float64, (
-                (rows, log_px(rows)) for rows in self._batches(len(X), min(K, k_step) * S)))
+                (rows, log_px(x)) for rows, x in self._chunks(X, min(K, k_step) * S)))
 
     def score(self, X: ArrayLike, y: None = None) -> float:
         """Mean importance-sampled log-likelihood of the sequences in ``X``.

@@ -13,6 +13,31 @@ import torch
 from skorch import NeuralNet
 from skorch.callbacks import Callback
 from skorch.hf import AccelerateMixin
+from skorch.dataset import get_len
+
+
+_MOVE_SHARE = 0.25  # of a GPU's free memory: data up to it is moved there whole
+
+
+def _fits(X, device):
+    free, _ = torch.cuda.mem_get_info(device)
+    return X.numel() * X.element_size() <= _MOVE_SHARE * free
+
+
+def staged(X, device):
+    """``X`` (a tensor) where slices of it reach ``device`` without waiting for it.
+
+    For a GPU: moved there whole when it takes at most a quarter of the free memory,
+    else pinned, so that ``X[rows].to(device, non_blocking=True)`` is an asynchronous
+    copy (one from ordinary pageable memory waits for the GPU to finish its queue).
+    Elsewhere ``X`` as it is.
+    """
+    device = torch.device(device)
+    if device.type != "cuda" or X.device == device:
+        return X
+    if _fits(X, device):
+        return X.to(device)
+    return X.pin_memory() if X.device.type == "cpu" else X
 
 
 class TensorBatches:
@@ -23,7 +48,7 @@ class TensorBatches:
     row and stacks the rows again (per-row Python work that costs more than a small
     model's arithmetic); here a batch is one ``index_select`` on the tensor. On a GPU
     the data is moved there once, when it takes at most a quarter of the free memory
-    (``_MOVE_SHARE``), so that no batch is copied from the host; otherwise batches are
+    (:func:`staged`), so that no batch is copied from the host; otherwise batches are
     gathered from pinned host memory and copied without blocking. float16 data stays
     float16 (the module converts each batch). Shuffling draws ``torch.randperm`` from
     the global generator, which the estimator seeds: the same seed, the same batches.
@@ -31,23 +56,12 @@ class TensorBatches:
     Use :func:`tensor_batches`, which falls back to a ``DataLoader`` for anything else.
     """
 
-    _MOVE_SHARE = 0.25
-
     def __init__(self, X, batch_size, shuffle=False, device=None, rows=None):
         self.batch_size, self.shuffle = int(batch_size), shuffle
         self.rows = rows  # a subset of the rows (a validation split), or all
         self.n = len(X) if rows is None else len(rows)
         device = torch.device(device) if device is not None else X.device
-        if device.type == "cuda" and X.device != device and self._fits(X, device):
-            X = X.to(device)
-        elif device.type == "cuda" and X.device.type == "cpu":
-            X = X.pin_memory()
-        self.X, self.device = X, device
-
-    @classmethod
-    def _fits(cls, X, device):
-        free, _ = torch.cuda.mem_get_info(device)
-        return X.numel() * X.element_size() <= cls._MOVE_SHARE * free
+        self.X, self.device = staged(X, device), device
 
     def __len__(self):
         return math.ceil(self.n / self.batch_size)
@@ -132,6 +146,39 @@ class TVAENet(NeuralNet):
     def get_loss(self, y_pred, y_true, X=None, training=False):
         log_likelihood, kl = y_pred
         return self.criterion_(log_likelihood, kl)
+
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        """skorch's epoch, but each batch's loss stays on the device until the epoch ends.
+
+        skorch records ``step["loss"].item()`` after every batch, which on a GPU waits
+        for that batch's step to finish before the next one is queued: the host's
+        per-batch work (Python, kernel launches) then never overlaps the device's. Here
+        the batch history holds the loss as a 0-d tensor while the epoch runs, and the
+        epoch's losses become floats together, in one copy, when it ends (or is
+        interrupted), before any ``on_epoch_end`` callback reads them. Callbacks are
+        notified as skorch notifies them; one that reads a batch's recorded loss in
+        ``on_batch_end`` finds that 0-d tensor (``float()`` of it waits for it).
+
+        This is skorch's loop with that one change: ``.item()`` sits inside it, so no
+        narrower hook can remove it.
+        """
+        if iterator is None:
+            return
+        batches = self.history[-1]["batches"]
+        first = len(batches)
+        batch_count = 0
+        try:
+            for batch in iterator:
+                self.notify("on_batch_begin", batch=batch, training=training)
+                step = step_fn(batch, **fit_params)
+                self.history.record_batch(prefix + "_loss", step["loss"].detach())
+                self.history.record_batch(prefix + "_batch_size", get_len(
+                    batch[0] if isinstance(batch, (tuple, list)) else batch))
+                self.notify("on_batch_end", batch=batch, training=training, **step)
+                batch_count += 1
+        finally:
+            _losses_to_floats(batches[first:], prefix + "_loss")
+        self.history.record(prefix + "_batch_count", batch_count)
 
     def _set_training(self, training=True):
         """skorch sets the mode of every submodule before every batch; that walk is a
@@ -227,9 +274,24 @@ def _unreadable(name, path, error):
             f"{what} ({type(error).__name__}: {str(error).splitlines()[0][:200]}).")
 
 
+def _losses_to_floats(batches, key):
+    """Replace the 0-d loss tensors under ``key`` in ``batches`` (history rows) by
+    floats, copied from their device together."""
+    rows = [row for row in batches if isinstance(row.get(key), torch.Tensor)]
+    if rows:
+        values = torch.stack([row[key] for row in rows]).float().tolist()
+        for row, value in zip(rows, values):
+            row[key] = value
+
+
 class AcceleratedTVAENet(AccelerateMixin, TVAENet):
     """``TVAENet`` trained through an ``accelerate.Accelerator`` (skorch's mixin;
-    accelerate itself is imported only by the user who builds the accelerator)."""
+    accelerate itself is imported only by the user who builds the accelerator).
+
+    Its epochs are skorch's own: accelerate's loaders and float16 scaler are the
+    ones skorch's loop was written for, and its history may be a distributed one."""
+
+    run_single_epoch = NeuralNet.run_single_epoch
 
 
 def discard(*args, **kwargs):
@@ -241,29 +303,62 @@ def discard(*args, **kwargs):
 
 
 class StopOnNonFiniteLoss(Callback):
-    """Stop training with a clear error before a step that would make the weights
-    non-finite.
+    """Stop training with a clear error when the loss or a gradient becomes
+    non-finite, keeping the weights of the last finite step.
 
     The gradients are checked once computed, before the optimizer steps
-    (``on_grad_computed``): a NaN or infinite loss makes them non-finite too, so the
-    parameters and the optimizer's state stay those of the last finite step, and the
-    estimator that raised still transforms and scores as it did before that step.
+    (``on_grad_computed``): a NaN or infinite loss makes them non-finite too. With a
+    fused optimizer (sktvae's default Adam, AdamW and SGD on a CPU or a GPU) the check
+    stays on the device: the optimizer is handed a flag that skips its update from the
+    first non-finite gradient on (as ``torch.amp.GradScaler`` hands it), and the flag
+    is read once, when the epoch ends, so no batch waits for the device. Otherwise it
+    is read before every step. Either way, the parameters and the optimizer's state
+    stay those of the last finite step, and the estimator that raised still transforms
+    and scores as it did before that step.
     """
+
+    def on_train_begin(self, net, **kwargs):
+        self.found_inf_ = None  # on the device: 1.0 once a gradient was non-finite
 
     def on_grad_computed(self, net, named_parameters, X=None, y=None, training=False,
                          **kwargs):
         if _scales_gradients(net):
             return  # float16's scaler skips such steps itself: the loss is checked
         grads = [p.grad.detach() for _, p in named_parameters if p.grad is not None]
-        # One multi-tensor op and one synchronisation per batch; NaN propagates
-        # through the norm.
-        if grads and not math.isfinite(float(torch.stack(
-                torch._foreach_norm(grads, math.inf)).amax())):
-            raise FloatingPointError(
-                f"The loss or its gradient became non-finite during epoch "
-                f"{len(net.history)}; training diverged and was stopped before that "
-                f"step, so the model keeps its last finite parameters. Use a lower "
-                f"learning rate (lr={net.lr} now) or check the input scaling.")
+        if not grads:
+            return
+        # One multi-tensor op; NaN propagates through the norm.
+        largest = torch.stack(torch._foreach_norm(grads, math.inf)).amax()
+        optimizer = getattr(net, "optimizer_", None)
+        if getattr(optimizer, "_step_supports_amp_scaling", False):
+            found = torch.isfinite(largest).logical_not_().float()
+            previous = getattr(self, "found_inf_", None)
+            self.found_inf_ = found if previous is None else torch.maximum(previous, found)
+            optimizer.found_inf = self.found_inf_  # read by its fused step
+        elif not math.isfinite(float(largest)):
+            self._raise(net)
+
+    def on_epoch_end(self, net, **kwargs):
+        self._check(net)
+
+    def on_train_end(self, net, **kwargs):
+        optimizer = getattr(net, "optimizer_", None)
+        if hasattr(optimizer, "found_inf"):
+            del optimizer.found_inf  # a later step outside fit is not skipped
+        self._check(net)
+
+    def _check(self, net):
+        found, self.found_inf_ = getattr(self, "found_inf_", None), None
+        if found is not None and found.item():
+            self._raise(net)
+
+    @staticmethod
+    def _raise(net):
+        raise FloatingPointError(
+            f"The loss or its gradient became non-finite during epoch "
+            f"{len(net.history)}; training diverged and was stopped before that "
+            f"step, so the model keeps its last finite parameters. Use a lower "
+            f"learning rate (lr={net.lr} now) or check the input scaling.")
 
     def on_batch_end(self, net, batch=None, training=False, loss=None, **kwargs):
         if loss is None or not training or not _scales_gradients(net):

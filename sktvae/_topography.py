@@ -118,6 +118,9 @@ class Topography(nn.Module):
         kernel = topographic_kernel(sequence_length, temporal_window,
                                     _as_torus(capsule_window), shifting)
         self.register_buffer("kernel", kernel[None, None], persistent=False)
+        # kept as a number: read from the buffer on a GPU it would wait for the device
+        # in every forward pass
+        self._n_terms = int(kernel.sum())
         first, last = temporal_offsets(sequence_length, temporal_window)
         pad_rows, pad_cols = (kernel.shape[1] - 1) // 2, (kernel.shape[2] - 1) // 2
         self.time_padding = (-first, last)
@@ -142,7 +145,7 @@ class Topography(nn.Module):
     @property
     def n_terms(self):
         """Terms of ``u^2`` in each window: ``W * u^2`` is about this under the prior."""
-        return int(self.kernel.sum())
+        return getattr(self, "_n_terms", None) or int(self.kernel.sum())  # or: pickled before
 
     @property
     def window_offsets(self):

@@ -101,9 +101,13 @@ def test_diverging_loss_stops_with_epoch_and_advice():
         est.fit(X)
 
 
-def test_a_diverging_fit_keeps_its_last_finite_parameters():
+@pytest.mark.parametrize("optimizer", ["adam", "sgd", torch.optim.Adam])
+def test_a_diverging_fit_keeps_its_last_finite_parameters(optimizer):
     """The step that would make the weights non-finite is never taken: the estimator
-    that raised is the model (and optimizer state) of the last finite step."""
+    that raised is the model (and optimizer state) of the last finite step. A fused
+    optimizer (sktvae's "adam" and "sgd") skips that step and every later one on a
+    flag left on the device, read when the epoch ends; another one (the class passed
+    itself) is checked before every step and stops at once."""
     from skorch.callbacks import Callback
 
     class Snapshot(Callback):
@@ -121,9 +125,14 @@ def test_a_diverging_fit_keeps_its_last_finite_parameters():
     X = rng.normal(size=(64, 8)).astype(np.float32)
     X[40:] *= 1e30  # the later batches diverge; the first ones train
     est = tiny_tvae(sequence_length=2, likelihood="gaussian", batch_size=8, lr=1e-3,
-                    max_epochs=2, callbacks=[Snapshot()], train_split=None)
-    with pytest.raises(FloatingPointError, match="last finite parameters"):
+                    max_epochs=2, callbacks=[Snapshot()], train_split=None,
+                    optimizer=optimizer)
+    with pytest.raises(FloatingPointError, match="epoch 1.*last finite parameters"):
         est.fit(X)
+    fused = isinstance(optimizer, str)
+    assert est.net_.optimizer_.defaults["fused"] is (True if fused else None)
+    # the rows are shuffled: the epoch goes on to its end only where the check waits
+    assert (len(est.history_[-1, "batches"]) == 8) is fused
     state = est.net_.module_.state_dict()
     assert all(torch.isfinite(v).all() for v in state.values())
     callback = dict(est.net_.callbacks_)["Snapshot"]

@@ -4,7 +4,7 @@ import numpy as np
 import torch
 from skorch.dataset import Dataset, ValidSplit
 
-from sktvae._net import TensorBatches, tensor_batches
+from sktvae._net import TensorBatches, staged, tensor_batches
 
 from conftest import tiny_tvae
 
@@ -45,11 +45,19 @@ def test_dataloader_options_and_other_datasets_get_a_dataloader():
 
 
 def test_data_moves_to_a_gpu_only_when_it_fits(monkeypatch):
+    """For a GPU, data up to a quarter of its free memory is moved there whole, larger
+    data is pinned (so that each batch's copy is asynchronous); on the CPU nothing."""
     X = torch.zeros(1000, 250)  # 1 MB
+    done = []
+    monkeypatch.setattr(torch.Tensor, "pin_memory", lambda self: done.append("pin") or self)
+    monkeypatch.setattr(torch.Tensor, "to", lambda self, device, **kw: done.append(
+        str(device)) or self)
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (8 * 10 ** 6, 0))
-    assert TensorBatches._fits(X, "cuda")  # 1 MB <= a quarter of 8 MB
+    staged(X, "cuda")  # 1 MB <= a quarter of 8 MB
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (3 * 10 ** 6, 0))
-    assert not TensorBatches._fits(X, "cuda")
+    staged(X, "cuda")
+    assert staged(X, "cpu") is X
+    assert done == ["cuda", "pin"]
 
 
 def test_fits_with_index_batches_and_with_a_validation_split(X):
@@ -71,3 +79,59 @@ def test_the_dataloader_path_is_reproducible_too(X):
     assert isinstance(a.net_.get_iterator(a.net_.get_dataset(torch.from_numpy(X)),
                                           training=True), torch.utils.data.DataLoader)
     np.testing.assert_array_equal(a.transform(X), b.transform(X))
+
+
+def _count_host_reads(monkeypatch):
+    """Count the calls that read a tensor's value on the host (and so, on a GPU,
+    wait for it): ``item``, ``tolist``, ``float()``, ``bool()``, ``int()``."""
+    calls = []
+    for name in ("item", "tolist", "__float__", "__bool__", "__int__"):
+        original = getattr(torch._C.TensorBase, name)
+
+        def counted(self, *args, _original=original, _name=name):
+            calls.append(_name)
+            return _original(self, *args)
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    return calls
+
+
+def test_no_batch_waits_for_the_device(X, monkeypatch):
+    """Losses stay on the device until the epoch ends and the non-finite check hands
+    the fused optimizer a flag: a few host reads per epoch, none per batch."""
+    est = tiny_tvae(batch_size=1, max_epochs=3)  # 24 batches an epoch
+    calls = _count_host_reads(monkeypatch)
+    est.fit(X)
+    monkeypatch.undo()
+    assert len(est.history_[-1, "batches"]) == 24
+    assert len(calls) <= 3 * 3, calls
+    losses = est.history_[:, "batches", :, "train_loss"]
+    assert all(type(v) is float for epoch in losses for v in epoch)  # JSON-ready
+    np.testing.assert_allclose(est.history_[-1, "train_loss"], np.mean(losses[-1]),
+                               rtol=1e-6)
+    assert not hasattr(est.net_.optimizer_, "found_inf")  # no flag left after fit
+
+
+def test_losses_are_floats_after_an_interrupted_epoch_and_with_a_validation_split(X):
+    from skorch.callbacks import Callback
+    from skorch.dataset import ValidSplit
+
+    class StopMidEpoch(Callback):
+        def on_batch_end(self, net, training=False, **kwargs):
+            if training and len(net.history[-1]["batches"]) == 2:
+                raise KeyboardInterrupt  # as skorch's callbacks stop a fit
+
+    est = tiny_tvae(max_epochs=2, callbacks=[StopMidEpoch()]).fit(X)
+    assert [type(row["train_loss"]) for row in est.history_[-1, "batches"]] == [float] * 2
+    split = tiny_tvae(max_epochs=2, train_split=ValidSplit(4)).fit(X)
+    batches = split.history_[-1, "batches"]
+    assert {type(row.get("valid_loss", row.get("train_loss"))) for row in batches} == {float}
+    assert any("valid_loss" in row for row in batches)
+
+
+def test_the_accelerate_path_keeps_skorchs_epoch():
+    from skorch import NeuralNet
+
+    from sktvae._net import AcceleratedTVAENet, TVAENet
+
+    assert AcceleratedTVAENet.run_single_epoch is NeuralNet.run_single_epoch
+    assert TVAENet.run_single_epoch is not NeuralNet.run_single_epoch
