@@ -8,13 +8,15 @@ compared with a bare loop over the same module and the same batches, drawn by in
 from one tensor: forward, backward, the same fused Adam, no non-finite check. Target:
 fit <= 1.1x the bare loop. The paper's model (``precision=``) at each batch size of
 ``--batch-sizes``: fit frames/s against the same-shape GEMM rate in that precision
-(targets: bfloat16 >= 1.8x float32 on AMX and >= 0.8 of its own GEMM rate).
+(targets: bfloat16 >= 1.8x float32 on AMX and >= 0.8 of its own GEMM rate). Last, the
+quick start's TVAE trained the same epochs from one seed in each precision: the
+held-out likelihood each reaches (both scored in float32).
 
 With ``--device cuda`` everything runs on the GPU (float32 matmuls in TF32, as
 ``torch.backends.cuda.matmul.allow_tf32`` allows; the GEMM rates likewise): pass the
 batch sizes to search for the fastest, e.g. ``--batch-sizes 32,128,512,2048``.
 
-Run: ``python benchmarks/bench_overhead.py`` (about a minute on 2 cores; run it on a
+Run: ``python benchmarks/bench_overhead.py`` (about two minutes on 2 cores; run it on a
 quiet machine, as the ratio grows with the load).
 """
 
@@ -102,6 +104,34 @@ def paper_rows(batch_sizes, device):
     return rows
 
 
+def likelihood_rows(epochs, device="cpu"):
+    """The quick start's TVAE (rotating digits) trained for ``epochs`` in float32 and in
+    bfloat16 from one seed: held-out log p(x) per frame (scored in float32 for both),
+    roll accuracy and fit time."""
+    import time
+
+    from sktvae.demo import SEQUENCE_LENGTH, _build_data, _make_models
+    from sktvae.metrics import roll_prediction_accuracy
+
+    X_train, X_test = _build_data()
+    rows, scores = [], {}
+    for precision in ("float32", "bfloat16"):
+        est = _make_models(epochs, device=device)["TVAE"].set_params(precision=precision)
+        start = time.perf_counter()
+        est.fit(X_train)
+        seconds = time.perf_counter() - start
+        scores[precision] = est.score(X_test) / SEQUENCE_LENGTH
+        rolls = roll_prediction_accuracy(est, X_test,
+                                         capsule_shape=(SEQUENCE_LENGTH, SEQUENCE_LENGTH))
+        rows += [(f"quick start TVAE, {epochs} epochs, {precision}: held-out log p(x) "
+                  "per frame", scores[precision], ""),
+                 (f"quick start TVAE, {precision}: roll accuracy; fit seconds",
+                  f"{rolls:.3f}; {seconds:.1f}", "")]
+    rows.append(("quick start TVAE: log p(x) bfloat16 - float32 (nats per frame)",
+                 scores["bfloat16"] - scores["float32"], "state it"))
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--skip-paper", action="store_true",
@@ -109,6 +139,9 @@ def main():
     parser.add_argument("--batch-sizes", default="32,128",
                         help="comma-separated batch sizes of the paper's model")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--likelihood-epochs", type=int, default=15,
+                        help="epochs of the float32 / bfloat16 likelihood comparison "
+                             "(the quick start's TVAE; 0 skips it)")
     args = parser.parse_args()
     if torch.device(args.device).type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True  # float32 rows: TF32 matmuls
@@ -122,6 +155,8 @@ def main():
             ("small model: fit / bare loop", fit_s / bare_s, "<= 1.1")]
     if not args.skip_paper:
         rows += paper_rows([int(b) for b in args.batch_sizes.split(",")], args.device)
+    if args.likelihood_epochs:
+        rows += likelihood_rows(args.likelihood_epochs, args.device)
     report("bench_overhead: framework overhead and precision", rows)
 
 

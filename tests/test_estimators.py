@@ -100,6 +100,18 @@ def test_score_samples_does_not_depend_on_batching(X, monkeypatch):
     np.testing.assert_allclose(est.score_samples(X[5:9]), whole[5:9], rtol=1e-5)
 
 
+def test_cpu_chunks_stay_under_the_mmap_threshold(monkeypatch):
+    """On a CPU a chunk's widest tensor stays under 24 MiB (glibc maps larger blocks
+    afresh at every allocation); the results do not depend on it."""
+    X = np.random.default_rng(0).random((6, 2 * 5000)).astype(np.float32)
+    est = tiny_tvae(sequence_length=2, hidden_layer_sizes=(8,), max_epochs=1).fit(X)
+    assert est._frames_per_chunk() == 24 * 2 ** 20 // (4 * 5000)  # 1258 frames
+    whole = est.transform(X)
+    monkeypatch.setattr("sktvae._base._CPU_CHUNK_BYTES", 4 * 5000 * 2)  # 1 row a chunk
+    assert est._frames_per_chunk() == 2
+    np.testing.assert_array_equal(est.transform(X), whole)
+
+
 def test_clone_and_get_params():
     est = tiny_tvae(coherence="stationary")
     params = clone(est).get_params()
