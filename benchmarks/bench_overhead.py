@@ -123,12 +123,12 @@ def likelihood_rows(epochs, device="cpu"):
         scores[precision] = est.score(X_test) / SEQUENCE_LENGTH
         rolls = roll_prediction_accuracy(est, X_test,
                                          capsule_shape=(SEQUENCE_LENGTH, SEQUENCE_LENGTH))
-        rows += [(f"quick start TVAE, {epochs} epochs, {precision}: held-out log p(x) "
-                  "per frame", scores[precision], ""),
-                 (f"quick start TVAE, {precision}: roll accuracy; fit seconds",
+        rows += [(f"quick start, {epochs} epochs, {precision}: log p(x) per frame",
+                  scores[precision], "held out"),
+                 (f"quick start, {precision}: roll accuracy; fit seconds",
                   f"{rolls:.3f}; {seconds:.1f}", "")]
-    rows.append(("quick start TVAE: log p(x) bfloat16 - float32 (nats per frame)",
-                 scores["bfloat16"] - scores["float32"], "state it"))
+    rows.append(("quick start: log p(x) bfloat16 - float32 per frame",
+                 scores["bfloat16"] - scores["float32"], "nats"))
     return rows
 
 
