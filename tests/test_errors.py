@@ -163,6 +163,26 @@ def test_a_float16_gradient_scaler_may_meet_infinite_gradients():
         guard.on_batch_end(scaled, training=True, loss=torch.tensor(float("inf")))
 
 
+@pytest.mark.parametrize("amp_devices", [("cpu", "cuda"), ()])
+def test_non_finite_values_are_noted_on_the_device_and_stay_noted(amp_devices, monkeypatch):
+    """The flag goes to 1 on an inf or a NaN anywhere and stays there; gradients are
+    left as they were. ``()``: the per-tensor test other devices get."""
+    from sktvae import _net
+
+    monkeypatch.setattr(_net, "_AMP_CHECK_DEVICES", amp_devices)
+    found = torch.zeros(())
+    grads = [torch.ones(3), torch.arange(4.0).view(2, 2)]
+    _net._note_non_finite(grads, found)
+    assert found.item() == 0.0
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        found.zero_()
+        _net._note_non_finite(grads + [torch.tensor([1.0, bad])], found)
+        assert found.item() == 1.0
+        _net._note_non_finite(grads, found)
+        assert found.item() == 1.0  # sticky
+    torch.testing.assert_close(grads[1], torch.arange(4.0).view(2, 2), rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("params", [dict(n_capsules=True), dict(batch_size=True),
                                     dict(n_importance_samples=np.True_)])
 def test_a_bool_is_not_a_size(X, params):
