@@ -8,7 +8,7 @@ is fitted on random data in [0, 1]. Figures, all measured in this one run:
 * a bare torch loop over the same module (no skorch), and over the MLPs alone;
 * the same MLPs written as 28x28-kernel convolutions, as the reference code builds them;
 * the share of the topographic part (W * u^2, mu, KL) in one training step;
-* with ``--bf16``, fit frames/s with bfloat16 autocast through accelerate (what
+* with ``--bf16``, fit frames/s with ``precision="bfloat16"`` (what
   ``paper_table.py --precision bf16`` trains with), as a ratio to float32: above 1 only
   where the hardware has bfloat16 units (AMX, AVX-512 BF16, recent GPUs).
 
@@ -86,7 +86,7 @@ def main():
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--bf16", action="store_true",
-                        help="also fit with bfloat16 autocast (accelerate)")
+                        help="also fit with precision='bfloat16'")
     args = parser.parse_args()
     torch.manual_seed(0)
     X = np.random.default_rng(0).random((args.sequences, S * N_FEATURES), np.float32)
@@ -155,12 +155,10 @@ def main():
          ">= 1.8"),
         ("topographic part (W*u^2, mu, KL) share of a step", topo_share, "<= 0.10"),
     ]
-    if args.bf16:  # last: accelerate's process-wide state keeps the bf16 setting
+    if args.bf16:
         from sklearn.base import clone
-        from paper_table import accelerator
-        bf16_fps = fit_frames_per_second(
-            clone(est).set_params(accelerator=accelerator("bf16", args.device)), X)
-        rows += [("fit frames/s with bfloat16 autocast (accelerate)", bf16_fps, ""),
+        bf16_fps = fit_frames_per_second(clone(est).set_params(precision="bfloat16"), X)
+        rows += [("fit frames/s with precision='bfloat16'", bf16_fps, ""),
                  ("  bfloat16 / float32 fit speed", bf16_fps / fit_fps, "")]
     report("bench_train: training throughput", rows)
 

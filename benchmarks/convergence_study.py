@@ -48,8 +48,8 @@ given), with ``n_train`` (sequences), ``kind`` ("tvae" or "vae"), ``families``,
 ``combine`` ("random": one family per training sequence, as the paper; "compose": all of
 them at once), ``compose_fraction`` (this share of the training sequences composed, the
 rest as ``combine`` says; ``composed_families`` composes only these of the families
-there) and ``bf16`` (train with bfloat16 autocast through accelerate, as
-``paper_table.py`` does), ``anneal_from`` (keep the learning rate for this many epochs,
+there) and ``bf16`` (train with ``precision="bfloat16"``, as ``paper_table.py``
+does), ``anneal_from`` (keep the learning rate for this many epochs,
 then lower it along a half cosine towards 0 at ``max_epochs``) and ``n_train_after``
 (``[epoch, n]``: after that many epochs, train on the first ``n`` training sequences
 only; the run goes on from where it was, learning rate, optimiser and random stream)
@@ -74,7 +74,6 @@ from skorch.callbacks import Callback, LRScheduler
 from _common import MNIST, S
 from paper_table import (
     FAMILIES,
-    accelerator,
     elbo_per_frame,
     held_out_sequences,
     training_families,
@@ -297,8 +296,8 @@ def setup(config):
     composed_families = config.pop("composed_families", None)  # default: all families
     anneal_from = config.pop("anneal_from", None)
     n_train_after = config.pop("n_train_after", None)
-    if config.pop("bf16", False):  # bfloat16 autocast in training (accelerate)
-        config["accelerator"] = accelerator("bf16", config.get("device", "cpu"))
+    if config.pop("bf16", False):  # bfloat16 autocast of the networks in training
+        config["precision"] = "bfloat16"
     mnist = fetch_mnist(path=MNIST)
     X_train, n_composed = training_sequences(mnist.x_train[:n_train], families, combine,
                                              compose_fraction, composed_families)
