@@ -138,3 +138,21 @@ def test_the_accelerate_path_keeps_skorchs_epoch():
 
     assert AcceleratedTVAENet.run_single_epoch is NeuralNet.run_single_epoch
     assert TVAENet.run_single_epoch is not NeuralNet.run_single_epoch
+
+
+def test_checkpoints_save_a_json_history_each_epoch(X, tmp_path):
+    """skorch's Checkpoint writes the history at each epoch's end, when the epoch's
+    losses are floats already; the saved history loads into a fresh model."""
+    import json
+
+    from skorch.callbacks import Checkpoint
+
+    checkpoint = Checkpoint(monitor="train_loss_best", dirname=str(tmp_path),
+                            f_history="history.json", load_best=False)
+    est = tiny_tvae(max_epochs=3, callbacks=[checkpoint]).fit(X)
+    saved = json.loads((tmp_path / "history.json").read_text())
+    assert len(saved) >= 1 and all(type(row["train_loss"]) is float
+                                   for epoch in saved for row in epoch["batches"])
+    fresh = tiny_tvae(max_epochs=0).fit(X)
+    fresh.net_.load_params(f_history=str(tmp_path / "history.json"))
+    assert fresh.history_[:, "train_loss"] == est.history_[:len(saved), "train_loss"]
