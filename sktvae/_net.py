@@ -345,15 +345,22 @@ class StopOnNonFiniteLoss(Callback):
         self._check(net)
 
     def on_train_end(self, net, **kwargs):
+        self._release(net)
+        self._check(net)
+
+    @staticmethod
+    def _release(net):
+        """Take the flag back from the optimizer: a step outside ``fit`` is not
+        skipped, and a pickled optimizer holds no tensor of it."""
         optimizer = getattr(net, "optimizer_", None)
         if hasattr(optimizer, "found_inf"):
-            del optimizer.found_inf  # a later step outside fit is not skipped
-        self._check(net)
+            del optimizer.found_inf
 
     def _check(self, net):
         found = getattr(self, "found_inf_", None)
         if found is not None and found.item():
             self.found_inf_ = None
+            self._release(net)  # skorch runs no on_train_end after this error
             raise FloatingPointError(
                 f"The loss or its gradient became non-finite during epoch "
                 f"{len(net.history)}; training diverged and was stopped before that "
