@@ -1,6 +1,8 @@
-"""The low-overhead training path: batches drawn by index from one tensor."""
+"""The training loop: batches drawn by index from one tensor, no batch waiting for the
+device, the same seed giving the same model on every path."""
 
 import numpy as np
+import pytest
 import torch
 from skorch.dataset import Dataset, ValidSplit
 
@@ -71,14 +73,21 @@ def test_fits_with_index_batches_and_with_a_validation_split(X):
     np.testing.assert_array_equal(again.transform(X), est.transform(X))
 
 
-def test_the_dataloader_path_is_reproducible_too(X):
-    """With a DataLoader option the batches come from skorch's loader: the same seed
-    still gives the same model."""
-    a = tiny_tvae(max_epochs=2, iterator_train__num_workers=0).fit(X)
-    b = tiny_tvae(max_epochs=2, iterator_train__num_workers=0).fit(X)
-    assert isinstance(a.net_.get_iterator(a.net_.get_dataset(torch.from_numpy(X)),
-                                          training=True), torch.utils.data.DataLoader)
+@pytest.mark.parametrize("params", [
+    dict(iterator_train__num_workers=0),  # skorch's DataLoader
+    dict(optimizer=torch.optim.Adam),     # unfused: the non-finite flag read each step
+    dict(optimizer="sgd", lr=0.1),        # fused SGD
+    dict(train_split=ValidSplit(4)),      # validation batches too
+])
+def test_every_training_path_is_reproducible(X, params):
+    """The same seed gives the same model on each path the training loop can take."""
+    a = tiny_tvae(max_epochs=2, **params).fit(X)
+    b = tiny_tvae(max_epochs=2, **params).fit(X)
+    if "iterator_train__num_workers" in params:
+        assert isinstance(a.net_.get_iterator(a.net_.get_dataset(torch.from_numpy(X)),
+                                              training=True), torch.utils.data.DataLoader)
     np.testing.assert_array_equal(a.transform(X), b.transform(X))
+    assert a.history_[:, "train_loss"] == b.history_[:, "train_loss"]
 
 
 def _count_host_reads(monkeypatch):
