@@ -688,7 +688,9 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
 
     def _frames_per_chunk(self):
         """Frames that inference handles at once: ``_FRAMES_PER_CHUNK``, and on a CPU
-        no more than keep the widest layer's output under ``_CPU_CHUNK_BYTES``."""
+        no more than keep the widest layer's output under ``_CPU_CHUNK_BYTES`` (an
+        MLP's layers: a convolution's feature maps may be wider, which costs speed, not
+        correctness)."""
         if self._module_device.type != "cpu":
             return _FRAMES_PER_CHUNK
         widest = max(self.n_features_in_ // self.sequence_length, 2 * self._n_latent,
