@@ -502,9 +502,10 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
         return net_class(
             module=module, criterion=NegativeELBO, optimizer=optimizer, lr=self.lr,
             max_epochs=self.max_epochs, batch_size=self.batch_size,
-            iterator_train__shuffle=True, train_split=self.train_split,
-            callbacks=callbacks, device=device, verbose=self.verbose,
-            **{**extra, **self._net_params()})
+            train_split=self.train_split, callbacks=callbacks, device=device,
+            verbose=self.verbose,
+            # defaults the routed iterator_train__* / optimizer__* parameters override
+            **{"iterator_train__shuffle": True, **extra, **self._net_params()})
 
     def fit(self, X: ArrayLike, y: None = None) -> Self:
         """Fit the model to sequences ``X`` by maximising the ELBO.

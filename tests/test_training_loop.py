@@ -165,3 +165,12 @@ def test_checkpoints_save_a_json_history_each_epoch(X, tmp_path):
     fresh = tiny_tvae(max_epochs=0).fit(X)
     fresh.net_.load_params(f_history=str(tmp_path / "history.json"))
     assert fresh.history_[:, "train_loss"] == est.history_[:len(saved), "train_loss"]
+
+
+def test_the_batch_order_can_be_kept(X):
+    """``iterator_train__shuffle=False`` reaches the iterator (it was a TypeError: the
+    estimator passed its own default beside it)."""
+    est = tiny_tvae(iterator_train__shuffle=False, max_epochs=1).fit(X)
+    batches = est.net_.get_iterator(est.net_.get_dataset(torch.from_numpy(X)), training=True)
+    assert isinstance(batches, TensorBatches) and batches.shuffle is False
+    assert tiny_tvae(max_epochs=1).fit(X).net_.iterator_train__shuffle is True
