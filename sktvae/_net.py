@@ -12,9 +12,8 @@ import zipfile
 import torch
 from skorch import NeuralNet
 from skorch.callbacks import Callback
-from skorch.hf import AccelerateMixin
 from skorch.dataset import get_len
-
+from skorch.hf import AccelerateMixin
 
 _MOVE_SHARE = 0.25  # of a GPU's free memory: data up to it is moved there whole
 
@@ -139,8 +138,11 @@ def _noting_sigint(net):
 class TVAENet(NeuralNet):
     """skorch ``NeuralNet`` for unsupervised VAEs: ``y`` is ignored, the loss is the ELBO.
 
-    Only ``get_loss`` differs from skorch: everything else (callbacks, history,
-    checkpoints, ``verbose``) is skorch's own.
+    ``get_loss`` (the ELBO) differs from skorch, and so does the epoch only in when
+    the batches' losses reach the host (:meth:`run_single_epoch`); the rest
+    (callbacks, history, checkpoints, ``verbose``) is skorch's own, with two shortcuts
+    around its per-batch cost (a mode walk skipped when unchanged, a Ctrl-C noted by
+    its signal in :meth:`fit_loop`).
     """
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
