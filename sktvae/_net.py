@@ -138,11 +138,11 @@ def _noting_sigint(net):
 class TVAENet(NeuralNet):
     """skorch ``NeuralNet`` for unsupervised VAEs: ``y`` is ignored, the loss is the ELBO.
 
-    ``get_loss`` (the ELBO) differs from skorch, and so does the epoch only in when
-    the batches' losses reach the host (:meth:`run_single_epoch`); the rest
-    (callbacks, history, checkpoints, ``verbose``) is skorch's own, with two shortcuts
-    around its per-batch cost (a mode walk skipped when unchanged, a Ctrl-C noted by
-    its signal in :meth:`fit_loop`).
+    What differs from skorch: ``get_loss`` (the ELBO); when the batches' losses reach
+    the host (:meth:`run_single_epoch`: at the epoch's end); the per-batch mode walk,
+    skipped when the mode is unchanged; and a Ctrl-C told apart from a callback's stop
+    (:meth:`fit_loop`). The rest (callbacks, history, checkpoints, ``verbose``) is
+    skorch's own.
     """
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
