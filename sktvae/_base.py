@@ -528,8 +528,9 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
             When the loss or its gradient becomes non-finite. That step is not
             taken: the estimator keeps the parameters and optimizer state of the last
             finite step. With a fused optimizer (the default) no later step is taken
-            either and the error comes at the end of that epoch, whose losses the
-            history shows; otherwise it comes at once.
+            either and the error comes at the end of that epoch or within 256
+            batches (``callbacks__stop_on_non_finite__check_every``), with the losses
+            up to then in the history; otherwise it comes at once.
         KeyboardInterrupt
             On Ctrl-C, after the last completed batch; the estimator stays usable with
             what it has learnt and can go on (``warm_start``, :meth:`partial_fit`).

@@ -313,14 +313,20 @@ class StopOnNonFiniteLoss(Callback):
     is the one ``torch.amp.GradScaler`` runs, a single multi-tensor op that sets a flag
     on the device. A fused optimizer (sktvae's default Adam, AdamW and SGD on a CPU or
     a GPU) is handed that flag, as the scaler hands it, and skips its update from the
-    first non-finite gradient on; the flag is read once, when the epoch ends, so no
-    batch waits for the device. Any other optimizer has the flag read before each step.
-    Either way, the parameters and the optimizer's state stay those of the last finite
-    step, and the estimator that raised still transforms and scores as before it.
+    first non-finite gradient on; the flag is read when the epoch ends and every
+    ``check_every`` batches (so a diverged fit stops within that many batches, not
+    only at the end of a long epoch), so that almost no batch waits for the device.
+    Any other optimizer has the flag read before each step. Either way, the
+    parameters and the optimizer's state stay those of the last finite step, and the
+    estimator that raised still transforms and scores as before it.
     """
+
+    def __init__(self, check_every=256):
+        self.check_every = check_every
 
     def on_train_begin(self, net, **kwargs):
         self.found_inf_ = None  # on the device: 1.0 once a gradient was non-finite
+        self.unchecked_ = 0  # batches since the flag was last read
 
     def on_grad_computed(self, net, named_parameters, X=None, y=None, training=False,
                          **kwargs):
@@ -340,8 +346,10 @@ class StopOnNonFiniteLoss(Callback):
         _note_non_finite(grads, found)
         if getattr(optimizer, "_step_supports_amp_scaling", False):
             optimizer.found_inf = found  # read by its fused step
-        else:
-            self._check(net)
+            self.unchecked_ = getattr(self, "unchecked_", 0) + 1
+            if self.unchecked_ < self.check_every:
+                return
+        self._check(net)
 
     def on_epoch_end(self, net, **kwargs):
         self._check(net)
@@ -359,6 +367,7 @@ class StopOnNonFiniteLoss(Callback):
             del optimizer.found_inf
 
     def _check(self, net):
+        self.unchecked_ = 0
         found = getattr(self, "found_inf_", None)
         if found is not None and found.item():
             self.found_inf_ = None
