@@ -401,17 +401,18 @@ def _note_non_finite(tensors, found):
     model it took 5% of the time of the largest gradient's norm, which the check
     computed before. Elsewhere, a test of each tensor.
     """
-    groups = {}
-    for tensor in tensors:
-        groups.setdefault(tensor.device, []).append(tensor)
-    for device, group in groups.items():
-        flag = found if device == found.device else torch.zeros((), device=device)
+    groups, flags = {}, {found.device: found}
+    for tensor in tensors:  # grouped as GradScaler groups them
+        groups.setdefault((tensor.device, tensor.dtype), []).append(tensor)
+    for (device, _), group in groups.items():
+        flag = flags.setdefault(device, torch.zeros((), device=device))
         if device.type in _AMP_CHECK_DEVICES:
             torch._amp_foreach_non_finite_check_and_unscale_(
                 group, flag, torch.ones((), device=device))
         else:
             finite = torch.stack([t.isfinite().all() for t in group]).all()
             flag.copy_(torch.maximum(flag, finite.logical_not().float()))
+    for flag in flags.values():
         if flag is not found:
             found.copy_(torch.maximum(found, flag.to(found.device)))
 

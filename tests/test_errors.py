@@ -190,9 +190,10 @@ def test_non_finite_values_are_noted_on_the_device_and_stay_noted(amp_devices, m
     _net._note_non_finite(grads, found)
     assert found.item() == 0.0
     for bad in (float("nan"), float("inf"), -float("inf")):
-        found.zero_()
-        _net._note_non_finite(grads + [torch.tensor([1.0, bad])], found)
-        assert found.item() == 1.0
+        for dtype in (torch.float32, torch.bfloat16):  # a group of each dtype
+            found.zero_()
+            _net._note_non_finite(grads + [torch.tensor([1.0, bad], dtype=dtype)], found)
+            assert found.item() == 1.0
         _net._note_non_finite(grads, found)
         assert found.item() == 1.0  # sticky
     torch.testing.assert_close(grads[1], torch.arange(4.0).view(2, 2), rtol=0, atol=0)
