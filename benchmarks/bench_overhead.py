@@ -155,7 +155,7 @@ def main():
             ("small model: fit / bare loop", fit_s / bare_s, "<= 1.1")]
     if not args.skip_paper:
         rows += paper_rows([int(b) for b in args.batch_sizes.split(",")], args.device)
-    if args.likelihood_epochs:
+    if args.likelihood_epochs and not args.skip_paper:
         rows += likelihood_rows(args.likelihood_epochs, args.device)
     report("bench_overhead: framework overhead and precision", rows)
 
