@@ -683,11 +683,6 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
         return next(self.net_.module_.parameters()).device
 
     # --- batched inference ------------------------------------------------------------
-    def _batches(self, n, frames_per_row):
-        """Row slices of at most :meth:`_frames_per_chunk` frames (at least one row)."""
-        step = max(1, self._frames_per_chunk() // frames_per_row)
-        return (slice(i, i + step) for i in range(0, n, step))
-
     def _frames_per_chunk(self):
         """Frames that inference handles at once: ``_FRAMES_PER_CHUNK``, and on a CPU
         no more than keep the widest layer's output under ``_CPU_CHUNK_BYTES`` (an
@@ -700,13 +695,15 @@ class _BaseVAE(TransformerMixin, BaseEstimator):
         return max(1, min(_FRAMES_PER_CHUNK, _CPU_CHUNK_BYTES // (4 * widest)))
 
     def _chunks(self, X, frames_per_row):
-        """``(rows, X[rows])`` on the module's device for each of :meth:`_batches`.
-        ``X`` is staged first (on a GPU: moved there whole when it fits, else pinned),
-        so that no chunk's copy waits for the device to finish the chunk before."""
+        """``(rows, X[rows])`` on the module's device, ``rows`` slices of at most
+        :meth:`_frames_per_chunk` frames (at least one row). ``X`` is staged first (on
+        a GPU: moved there whole when it fits, else pinned), so that no chunk's copy
+        waits for the device to finish the chunk before."""
         device = self._module_device
         X = staged(X, device)
+        step = max(1, self._frames_per_chunk() // frames_per_row)
         return ((rows, X[rows].to(device, non_blocking=True))
-                for rows in self._batches(len(X), frames_per_row))
+                for rows in (slice(i, i + step) for i in range(0, len(X), step)))
 
     def _collect(self, shape, dtype, chunks):
         """Chunks ``(rows, values)`` of a result, gathered into one ndarray of
