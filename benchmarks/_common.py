@@ -45,6 +45,12 @@ def flops_per_frame(shapes, executed=True):
     return sum(2 * m * k * n for m, k, n in gemms(shapes, 1, executed))
 
 
+def sync(device):
+    """Wait for ``device`` (a GPU) to finish its queue, so that a timing includes it."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def timeit(fn, repeat=5, warmup=2):
     """Median seconds of ``fn()`` over ``repeat`` runs after ``warmup`` runs."""
     for _ in range(warmup):

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from _common import C, D, HIDDEN, N_FEATURES, S, flops_per_frame, gemms, layer_shapes, \
-    report, timeit
+    report, sync, timeit
 from sktvae import TopographicVAE
 from sktvae._base import bfloat16_is_native
 
@@ -42,11 +42,6 @@ def step_seconds(est):
     return float(np.median(per_step))
 
 
-def _synchronize(device):
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def bare_step_seconds(module, X, batch_size, device="cpu", n_steps=200):
     """Seconds per step of a bare loop: batches drawn by index from one tensor."""
     opt = torch.optim.Adam(module.parameters(), lr=1e-3, fused=True)
@@ -60,7 +55,7 @@ def bare_step_seconds(module, X, batch_size, device="cpu", n_steps=200):
             log_px, kl = module(X[rows])
             (kl - log_px).mean().backward()
             opt.step()
-        _synchronize(device)
+        sync(device)
     return timeit(run, repeat=3, warmup=1) / n_steps
 
 
@@ -73,7 +68,7 @@ def gemm_rate(shapes, n_rows, dtype, device="cpu"):
     def run():
         for a, b in mats:
             a @ b
-        _synchronize(device)
+        sync(device)
     seconds = timeit(run, repeat=3)
     return sum(2 * m * k * n for m, k, n in gemms(shapes, n_rows)) / seconds
 

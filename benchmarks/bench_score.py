@@ -16,7 +16,7 @@ import sys
 import numpy as np
 import torch
 
-from _common import C, D, HIDDEN, N_FEATURES, S, peak_rss_gib, report, timeit
+from _common import C, D, HIDDEN, N_FEATURES, S, peak_rss_gib, report, sync, timeit
 from sktvae import TopographicVAE
 
 
@@ -63,8 +63,7 @@ def main():
         with torch.inference_mode():
             for i in range(0, len(x), 16):
                 module(x[i:i + 16])
-        if args.device != "cpu":
-            torch.cuda.synchronize()
+        sync(args.device)
     elbo = timeit(elbo_pass, repeat=3, warmup=1)
     score = timeit(lambda: est.score_samples(X), repeat=3, warmup=1)
     # Where the time goes, per 16 sequences: the floor set by the FLOPs is about

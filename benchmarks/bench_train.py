@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from _common import C, D, HIDDEN, N_FEATURES, S, flops_per_frame, layer_shapes, \
-    matmul_flops_per_second, report, timeit
+    matmul_flops_per_second, report, sync, timeit
 from sktvae import TopographicVAE
 from sktvae._model import gaussian_kl
 
@@ -72,11 +72,6 @@ def fit_frames_per_second(est, X):
     the first epoch, which includes warm-up)."""
     dur = est.fit(X).history_[:, "dur"]
     return len(X) * S / (np.median(dur[1:]) if len(dur) > 1 else dur[-1])
-
-
-def sync(device):
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
 
 
 def main():
