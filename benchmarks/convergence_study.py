@@ -77,6 +77,7 @@ from paper_table import (
     elbo_per_frame,
     held_out_sequences,
     training_families,
+    training_precision,
     training_sequences,
 )
 from sktvae import VAE, TopographicVAE
@@ -297,7 +298,7 @@ def setup(config):
     anneal_from = config.pop("anneal_from", None)
     n_train_after = config.pop("n_train_after", None)
     if config.pop("bf16", False):  # bfloat16 autocast of the networks in training
-        config["precision"] = "bfloat16"
+        config["precision"] = training_precision("bf16")
     mnist = fetch_mnist(path=MNIST)
     X_train, n_composed = training_sequences(mnist.x_train[:n_train], families, combine,
                                              compose_fraction, composed_families)
