@@ -28,7 +28,7 @@ import torch
 from _common import C, D, HIDDEN, N_FEATURES, S, flops_per_frame, gemms, layer_shapes, \
     report, sync, timeit
 from sktvae import TopographicVAE
-from sktvae._base import bfloat16_is_native
+from sktvae._runtime import bfloat16_is_native
 
 SMALL = dict(n_capsules=4, capsule_dim=8, sequence_length=8, hidden_layer_sizes=(64,))
 

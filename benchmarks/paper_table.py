@@ -32,7 +32,7 @@ from skorch.callbacks import Callback
 
 from _common import MNIST, S, report
 from sktvae import VAE, SequenceTransformer, TopographicVAE
-from sktvae._base import bfloat16_is_native
+from sktvae._runtime import bfloat16_is_native
 from sktvae.datasets import fetch_mnist
 from sktvae.metrics import (
     capsule_roll_correlation,

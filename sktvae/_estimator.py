@@ -6,12 +6,13 @@ import math
 from numbers import Integral, Real
 
 import numpy as np
-import torch
 from numpy.typing import ArrayLike, NDArray
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array
 
-from ._base import _MAX_OUTPUT_VALUES, _BaseVAE, _is_int
+from . import _build
+from ._base import _BaseVAE
+from ._validation import grid_pair, is_int
 from ._model import TopographicVAEModule
 from ._topography import Topography
 
@@ -304,7 +305,7 @@ class TopographicVAE(_BaseVAE):
         window, S = self.temporal_window, self.sequence_length
         if window is None:
             return S // 2
-        if _is_int(window):
+        if is_int(window):
             if window > S // 2:
                 raise ValueError(
                     f"temporal_window must be at most sequence_length // 2 = {S // 2} (a "
@@ -313,7 +314,7 @@ class TopographicVAE(_BaseVAE):
             return int(window)
         entries = np.asarray(window, dtype=object)
         if entries.ndim != 1 or len(entries) != 2 or not all(
-                _is_int(v) and v >= 0 for v in entries):
+                is_int(v) and v >= 0 for v in entries):
             raise ValueError(
                 "temporal_window must be an int L or a pair (past, future) of ints >= 0; "
                 f"got {window!r}.")
@@ -333,13 +334,13 @@ class TopographicVAE(_BaseVAE):
     @property
     def _capsule_shape(self):
         """``(D,)`` for rings, ``(rows, cols)`` for tori: the axes of one capsule."""
-        return _grid_pair("capsule_dim", self.capsule_dim)
+        return grid_pair("capsule_dim", self.capsule_dim)
 
     @property
     def _capsule_window_shape(self):
         """The window as one size per capsule axis, checked against the capsule."""
         shape = self._capsule_shape
-        window = _grid_pair("capsule_window", self.capsule_window)
+        window = grid_pair("capsule_window", self.capsule_window)
         if len(shape) == 1 and len(window) == 2:
             raise ValueError(
                 f"capsule_window={self.capsule_window!r} is a pair, but "
@@ -408,7 +409,7 @@ class TopographicVAE(_BaseVAE):
         if T.shape[1] % units:
             raise ValueError(f"T has {T.shape[1]} features, not a whole number of "
                              f"capsules of capsule_dim={self.capsule_dim!r}.")
-        if not _is_int(axis) or not -len(shape) <= axis < len(shape):
+        if not is_int(axis) or not -len(shape) <= axis < len(shape):
             raise ValueError(
                 f"axis must be a capsule axis, -1 or {len(shape) - 1} (cols)"
                 + (", -2 or 0 (rows)" if len(shape) == 2 else "")
@@ -437,7 +438,7 @@ class TopographicVAE(_BaseVAE):
                                     self.likelihood, topography,
                                     center_decoder_input=self.center_decoder_input,
                                     u_mean_init=self.u_mean_init,
-                                    networks=self._networks())
+                                    networks=_build.networks(self))
 
 
 def _shifts(shift, n_rows, period):
@@ -448,7 +449,7 @@ def _shifts(shift, n_rows, period):
     if values.ndim > 1 or (values.ndim == 1 and len(values) != n_rows):
         raise ValueError(f"shift must be an int or one int per row of T ({n_rows}); got "
                          f"shape {values.shape}.")
-    if values.dtype == object and all(_is_int(v) for v in values.flat):
+    if values.dtype == object and all(is_int(v) for v in values.flat):
         values = np.asarray([int(v) % period for v in values.flat],
                             np.int64).reshape(values.shape)
     elif not np.issubdtype(values.dtype, np.integer):
@@ -547,17 +548,4 @@ class VAE(_BaseVAE):
     def _build_module(self, n_features):
         return TopographicVAEModule(n_features, self.n_components,
                                     self.hidden_layer_sizes, self.likelihood,
-                                    networks=self._networks())
-
-
-def _grid_pair(name, value):
-    """``value`` as a tuple of one positive int (a ring) or two (a torus)."""
-    if _is_int(value):
-        return (int(value),)
-    entries = np.asarray(value, dtype=object)
-    if entries.ndim != 1 or len(entries) != 2 or not all(
-            _is_int(v) and v >= 1 for v in entries):
-        raise ValueError(
-            f"{name} must be a positive int or a pair of positive ints (rows, cols); "
-            f"got {value!r}.")
-    return tuple(int(v) for v in entries)
+                                    networks=_build.networks(self))

@@ -193,6 +193,13 @@ def _shift_mean(net, n_latent, value):
 _CHECKSUM = "checksum"
 
 
+def module_tensors(module):
+    """Every parameter and buffer of ``module`` by name, non-persistent buffers too."""
+    tensors = dict(module.named_parameters(remove_duplicate=False))
+    tensors.update(module.named_buffers(remove_duplicate=False))
+    return tensors
+
+
 def state_digest(state_dict, prefix=""):
     """A 16-byte BLAKE2 digest of the tensors of ``state_dict`` under ``prefix``
     (names, dtypes, shapes and bytes, in name order; the checksum itself left out)."""
@@ -211,8 +218,8 @@ def _add_checksum(module, state_dict, prefix, local_metadata):
 
 
 def _verify_checksum(state_dict, prefix):
-    """Check and remove the digest saved with a state dict (ones saved before it was
-    kept have none and load as before)."""
+    """Check and remove the digest saved with a state dict (a state dict without one,
+    such as one edited on purpose, loads unchecked)."""
     saved = state_dict.pop(prefix + _CHECKSUM, None)
     if saved is not None and not torch.equal(saved.cpu(), state_digest(state_dict, prefix)):
         raise ValueError(
@@ -277,6 +284,14 @@ class TopographicVAEModule(nn.Module):
         self.autocast_dtype = None
         if likelihood == "gaussian":
             self.x_logvar = nn.Parameter(torch.zeros(n_features))
+            # The data's per-feature mean and standard deviation (set by the estimator
+            # at fit): the encoders read standardised frames and the decoder's means
+            # and variances are in standardised units, mapped back for the likelihood.
+            # A fixed affine map of x, so the model family and its likelihood of x are
+            # unchanged; data of mean 100 or standard deviation 100 trains as data of
+            # mean 0 and standard deviation 1 does.
+            self.register_buffer("x_shift", torch.zeros(n_features))
+            self.register_buffer("x_scale", torch.ones(n_features))
         # What the weights were trained with beyond their shapes, saved with them, so
         # that loading them into a model built otherwise is refused, not silently wrong.
         self.register_buffer("structure", torch.tensor(self._structure(), dtype=torch.float64))
@@ -302,28 +317,14 @@ class TopographicVAEModule(nn.Module):
                 *map(float, top.capsule_shape), float(top.sequence_length),
                 float(self.t_offset), float(last), float(top.circular_time)]
 
-    @staticmethod
-    def _upgrade_structure(saved):
-        """A structure saved before windows had two sides (ten entries): add the
-        future side its int window had and circular time, the only time there was."""
-        if len(saved) != 10:
-            return saved
-        if saved[0] == 0.0:  # a VAE
-            return saved + [0.0, 0.0]
-        L, S = saved[2], saved[8]
-        return saved + [min(L, S - 1 - L), 1.0]
-
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         """Refuse weights saved from a model of another structure (torch would load
-        them wherever the shapes agree); files saved before it was kept load as before."""
+        them wherever the shapes agree)."""
         _verify_checksum(state_dict, prefix)
         key = prefix + "structure"
-        if getattr(self, "structure", None) is None:  # a module pickled before it
+        if key not in state_dict:  # torch reports the missing key itself
             return super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-        if key not in state_dict:
-            state_dict[key] = self.structure.clone()
-        saved = self._upgrade_structure(state_dict[key].double().cpu().flatten().tolist())
-        state_dict[key] = torch.tensor(saved, dtype=torch.float64)
+        saved = state_dict[key].double().cpu().flatten().tolist()
         own = self.structure.cpu().tolist()
         differ = [f"{name} ({a:g} saved, {b:g} here)" for name, a, b
                   in zip(self._STRUCTURE_NAMES, saved, own) if abs(a - b) > 1e-6]
@@ -337,12 +338,18 @@ class TopographicVAEModule(nn.Module):
 
     # --- the pieces -------------------------------------------------------------
     def _autocast(self, x):
-        dtype = getattr(self, "autocast_dtype", None)  # modules pickled before it: None
+        dtype = self.autocast_dtype
         return torch.autocast(x.device.type, dtype=dtype or torch.bfloat16,
                               enabled=dtype is not None and self.training)
 
+    def _standardised(self, x):
+        if self.likelihood == "bernoulli":
+            return x
+        return (x - self.x_shift) / self.x_scale
+
     def encode(self, x):
         """Posterior parameters: four ``(B, S, n_latent)`` tensors (``u`` ones ``None``)."""
+        x = self._standardised(x)
         with self._autocast(x):
             z_mean, z_logvar = self.encoder_z(x)
             u_mean, u_logvar = self.encoder_u(x) if self.encoder_u is not None \
@@ -383,14 +390,17 @@ class TopographicVAEModule(nn.Module):
 
     def mean(self, x_param):
         """E[x | t] from the decoder output."""
-        return torch.sigmoid(x_param) if self.likelihood == "bernoulli" else x_param
+        if self.likelihood == "bernoulli":
+            return torch.sigmoid(x_param)
+        return self.x_shift + self.x_scale * x_param
 
     def log_likelihood(self, x, x_param):
         """log p(x | t) per frame, ``(..., S)``."""
         if self.likelihood == "bernoulli":
             return -F.binary_cross_entropy_with_logits(
                 x_param, x.expand_as(x_param), reduction="none").sum(-1)
-        return normal_log_prob(x, x_param, self.x_logvar)
+        return (normal_log_prob(self._standardised(x), x_param, self.x_logvar)
+                - self.x_scale.log().sum())
 
     # --- the objective ------------------------------------------------------------
     def forward(self, x):
@@ -401,6 +411,10 @@ class TopographicVAEModule(nn.Module):
         """
         x = x.float()  # float16 data is converted batch by batch
         z_mean, z_logvar, u_mean, u_logvar = self.encode(x)
+        # A log-variance at its clamp means the fit has blown up (a clamp passes no
+        # gradient): noted on the device for the estimator's check (StopOnNonFiniteLoss).
+        self.bound_hit_ = torch.stack([v.detach().abs().amax() for v in (z_logvar, u_logvar)
+                                       if v is not None]).amax() >= _MAX_LOG_VAR
         z = z_mean + torch.randn_like(z_mean) * torch.exp(0.5 * z_logvar)
         kl = gaussian_kl(z_mean, z_logvar)
         u = None

@@ -1,6 +1,7 @@
 """The skorch side: the loss, the net and a guard against diverging training."""
 
 import contextlib
+import copy
 import json
 import math
 import os
@@ -14,6 +15,8 @@ from skorch import NeuralNet
 from skorch.callbacks import Callback
 from skorch.dataset import get_len
 from skorch.hf import AccelerateMixin
+
+from ._model import module_tensors
 
 _MOVE_SHARE = 0.25  # of a GPU's free memory: data up to it is moved there whole
 
@@ -305,28 +308,38 @@ def discard(*args, **kwargs):
 
 
 class StopOnNonFiniteLoss(Callback):
-    """Stop training with a clear error when the loss or a gradient becomes
-    non-finite, keeping the weights of the last finite step.
+    """Stop a fit that blows up with a clear error, and restore the last good state.
 
-    The gradients are checked once computed, before the optimizer steps
-    (``on_grad_computed``): a NaN or infinite loss makes them non-finite too. The check
-    is the one ``torch.amp.GradScaler`` runs, a single multi-tensor op that sets a flag
-    on the device. A fused optimizer (sktvae's default Adam, AdamW and SGD on a CPU or
-    a GPU) is handed that flag, as the scaler hands it, and skips its update from the
-    first non-finite gradient on; the flag is read when the epoch ends and every
-    ``check_every`` batches (so a diverged fit stops within that many batches, not
-    only at the end of a long epoch), so that almost no batch waits for the device.
-    Any other optimizer has the flag read before each step. Either way, the
-    parameters and the optimizer's state stay those of the last finite step, and the
-    estimator that raised still transforms and scores as before it.
+    A fit has blown up when a loss or a gradient is not finite, when a parameter is
+    not finite after a step, or when an encoder's log-variance reaches the bound the
+    module clamps it at (``|log-variance| = 60``, a standard deviation of 1e13: no
+    trained posterior comes near it, and a clamp passes no gradient, so a model
+    pushed there would otherwise turn into a finite, dead one). Gradients and the
+    bound are checked after each backward pass by the op ``torch.amp.GradScaler``
+    runs, which sets a flag on the device; a fused optimizer (sktvae's default
+    Adam, AdamW and SGD) is handed that flag and skips its update from then on.
+
+    The flag and the parameters are read at check points: every ``check_every``
+    batches and when an epoch ends (any other optimizer has the flag read before
+    each step as well). At each clean check the state is saved, and the state saved
+    at the check before becomes the last good one (a state counts as good once the
+    batches after it ran clean). When the fit has blown up, the module's parameters
+    and buffers and the optimizer's state are restored to that last good state (at
+    the start of the call, the state it began with) and a ``FloatingPointError``
+    says which state that is.
     """
 
     def __init__(self, check_every=256):
         self.check_every = check_every
 
     def on_train_begin(self, net, **kwargs):
-        self.found_inf_ = None  # on the device: 1.0 once a gradient was non-finite
+        if not _is_count(self.check_every):
+            raise ValueError("callbacks__stop_on_non_finite__check_every must be a "
+                             f"positive int; got {self.check_every!r}.")
+        self.found_inf_ = None  # on the device: 1.0 once something was not finite
         self.unchecked_ = 0  # batches since the flag was last read
+        self.good_ = (_snapshot(net), "as it was when this call began")
+        self.pending_ = None
 
     def on_grad_computed(self, net, named_parameters, X=None, y=None, training=False,
                          **kwargs):
@@ -344,12 +357,24 @@ class StopOnNonFiniteLoss(Callback):
         if found is None or found.device != grads[0].device:
             found = self.found_inf_ = torch.zeros((), device=grads[0].device)
         _note_non_finite(grads, found)
+        bound = getattr(getattr(net, "module_", None), "bound_hit_", None)
+        if bound is not None:
+            found.copy_(torch.maximum(found, bound.to(found.device, found.dtype)))
         if getattr(optimizer, "_step_supports_amp_scaling", False):
             optimizer.found_inf = found  # read by its fused step
-            self.unchecked_ = getattr(self, "unchecked_", 0) + 1
-            if self.unchecked_ < self.check_every:
-                return
-        self._check(net)
+        elif found.item():  # before this step: nothing skips it otherwise
+            self._fail(net)
+
+    def on_batch_end(self, net, batch=None, training=False, loss=None, **kwargs):
+        if loss is None or not training or getattr(self, "good_", None) is None:
+            return
+        if _scales_gradients(net):
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                self._fail(net, f"The loss became {value}")
+        self.unchecked_ += 1
+        if self.unchecked_ >= self.check_every:
+            self._check(net)
 
     def on_epoch_end(self, net, **kwargs):
         self._check(net)
@@ -357,6 +382,7 @@ class StopOnNonFiniteLoss(Callback):
     def on_train_end(self, net, **kwargs):
         self._release(net)
         self._check(net)
+        self.good_ = self.pending_ = None  # no copies of the model kept after fit
 
     @staticmethod
     def _release(net):
@@ -367,26 +393,62 @@ class StopOnNonFiniteLoss(Callback):
             del optimizer.found_inf
 
     def _check(self, net):
+        """A check point: fail if anything was not finite, else save the state."""
+        if getattr(self, "good_", None) is None:
+            return  # outside a fit
         self.unchecked_ = 0
         found = getattr(self, "found_inf_", None)
-        if found is not None and found.item():
-            self.found_inf_ = None
-            self._release(net)  # skorch runs no on_train_end after this error
-            raise FloatingPointError(
-                f"The loss or its gradient became non-finite during epoch "
-                f"{len(net.history)}; training diverged and was stopped before that "
-                f"step, so the model keeps its last finite parameters. Use a lower "
-                f"learning rate (lr={net.lr} now) or check the input scaling.")
+        params = [p.detach() for p in net.module_.parameters()]
+        if params:
+            flag = torch.zeros((), device=params[0].device)
+            _note_non_finite(params, flag)
+            if found is not None:
+                flag = torch.maximum(flag, found.to(flag.device))
+            if flag.item():
+                self._fail(net)
+        if self.pending_ is not None:
+            self.good_ = self.pending_
+        batches = len(net.history[-1]["batches"]) if len(net.history) else 0
+        self.pending_ = (_snapshot(net), f"after batch {batches} of epoch "
+                                         f"{len(net.history)}")
 
-    def on_batch_end(self, net, batch=None, training=False, loss=None, **kwargs):
-        if loss is None or not training or not _scales_gradients(net):
-            return
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            raise FloatingPointError(
-                f"The loss became {value} during epoch {len(net.history)}; training "
-                f"diverged. Use a lower learning rate (lr={net.lr} now) or check the "
-                "input scaling.")
+    def _fail(self, net, what="The loss, a gradient or a parameter became non-finite "
+                              "(or an encoder's variance reached its bound)"):
+        restored = "It was stopped before that step."
+        if getattr(self, "good_", None) is not None:
+            state, when = self.good_
+            _restore(net, state)
+            restored = ("The model (its parameters and the optimizer's state) was "
+                        f"restored to the last state checked good, {when}.")
+        self.found_inf_ = None
+        self.good_ = self.pending_ = None
+        self._release(net)  # skorch runs no on_train_end after this error
+        raise FloatingPointError(
+            f"{what} during epoch {len(net.history)}: training diverged. {restored} Use "
+            f"a lower learning rate (lr={net.lr} now) or check the input scaling "
+            "(sklearn.preprocessing.StandardScaler for likelihood='gaussian').")
+
+
+def _is_count(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _snapshot(net):
+    """Copies of the module's parameters and buffers and of the optimizer's state."""
+    module = {k: v.detach().clone() for k, v in module_tensors(net.module_).items()}
+    optimizer = getattr(net, "optimizer_", None)
+    return module, (copy.deepcopy(optimizer.state_dict()) if optimizer is not None else None)
+
+
+def _restore(net, state):
+    module, optimizer = state
+    own = module_tensors(net.module_)
+    with torch.no_grad():
+        for key, value in module.items():
+            if key in own:
+                own[key].copy_(value)
+    if optimizer is not None:
+        net.optimizer_.load_state_dict(optimizer)
 
 
 # Devices with a kernel of torch's GradScaler check (CPU since torch 2.3)

@@ -23,7 +23,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from sklearn.utils import Bunch, check_random_state
 
-from ._base import _is_int
+from ._validation import is_int as _is_int
 
 SHAPES = ("square", "ellipse", "heart")
 FACTORS = ("x", "y", "orientation", "scale")

@@ -145,7 +145,7 @@ class Topography(nn.Module):
     @property
     def n_terms(self):
         """Terms of ``u^2`` in each window: ``W * u^2`` is about this under the prior."""
-        return getattr(self, "_n_terms", None) or int(self.kernel.sum())  # or: pickled before
+        return self._n_terms
 
     @property
     def window_offsets(self):
@@ -155,7 +155,7 @@ class Topography(nn.Module):
     def _conv_blocks(self, blocks):
         """W * u^2 on ``(N, S, R, C)`` blocks by a conv over the padded block: circular
         on the torus, and in time circular or zero (frames beyond the ends)."""
-        if getattr(self, "circular_time", True):  # modules pickled before it: circular
+        if self.circular_time:
             blocks = blocks.index_select(1, self.time_index)
         else:
             blocks = F.pad(blocks, (0, 0, 0, 0, *self.time_padding))

@@ -25,7 +25,7 @@ from sklearn.datasets import fetch_file, get_data_home, load_digits
 from sklearn.utils import Bunch
 from torch.nn import functional as F
 
-from ._base import _is_int
+from ._validation import is_int as _is_int
 from ._sprites import make_sprite_sequences, make_sprites
 
 __all__ = ["fetch_dsprites", "fetch_mnist", "load_digits_images", "make_sprite_sequences",

@@ -35,7 +35,8 @@ from numpy.typing import ArrayLike, NDArray
 from sklearn.utils import Bunch
 from sklearn.utils.validation import check_is_fitted
 
-from ._base import _BaseVAE, _is_int
+from ._base import _BaseVAE
+from ._validation import is_int as _is_int
 
 
 def _capsule_shape(estimator, capsule_shape, name="capsule_shape"):
@@ -220,7 +221,7 @@ def make_equivariance_scorer(*, center: bool = True,
 
 def _frames(estimator, X):
     """``X`` validated as the estimator's input, as float32 frames ``(n, S, F)``."""
-    return estimator._validate_X(X, reset=False).float().numpy()
+    return estimator._validate_sequences(X, reset=False).float().numpy()
 
 
 def roll_prediction_accuracy(estimator: _BaseVAE, X: ArrayLike, *, tolerance: int = 1,
@@ -284,19 +285,14 @@ def roll_prediction_accuracy(estimator: _BaseVAE, X: ArrayLike, *, tolerance: in
     return hits.mean(0) if by_shift else float(hits.mean())
 
 
-def _rolled_nearest_frames(estimator, t0, frames, capsules=None):
+def _rolled_nearest_frames(estimator, t0, frames):
     """Roll capsules ``t0`` ``(n, C, *capsule)`` by ``k = 1 .. S-1`` (along the last
-    axis), decode, and return the
-    index of the true frame of ``frames`` ``(n, S, F)`` nearest to each decoded image,
-    ``(n, S-1)``: the step of :func:`roll_prediction_accuracy` after encoding, for any
-    ``t0`` (a diagnostic can pass frame 0's latent encoded in its sequence, or roll
-    only the capsules where the boolean ``(C,)`` mask ``capsules`` is true).
+    axis), decode, and return the index of the true frame of ``frames`` ``(n, S, F)``
+    nearest to each decoded image, ``(n, S-1)``: the step of
+    :func:`roll_prediction_accuracy` after encoding.
     """
     n, S, F = frames.shape
     rolled = np.stack([np.roll(t0, k, axis=-1) for k in range(1, S)], axis=1)
-    if capsules is not None:  # the other capsules keep their values
-        mask = np.asarray(capsules).reshape(-1, *[1] * (t0.ndim - 2))
-        rolled = np.where(mask, rolled, t0[:, None])
     rolled = torch.from_numpy(np.ascontiguousarray(rolled, dtype=np.float32))
     decoded = estimator._decode(rolled.reshape(n, S - 1, -1))  # (n, (S-1) * F)
     return _nearest_frames(decoded.reshape(n, S - 1, F), frames)

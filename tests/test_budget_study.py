@@ -1,4 +1,4 @@
-"""benchmarks/budget_study.py: the epoch count every run of a time budget agrees on."""
+"""benchmarks/studies/budget_study.py: the epoch count every run of a time budget agrees on."""
 
 import json
 import sys
@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks" / "studies"))
 import budget_study  # noqa: E402
 
 TIMED = budget_study.TIMED  # epochs trained before E is chosen

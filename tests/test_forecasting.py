@@ -96,20 +96,11 @@ def test_window_parameters_survive_clone_pickle_and_refuse_other_files(tmp_path)
             target.net_.load_params(f_params=tmp_path / "p.pt")
 
 
-def test_a_structure_saved_before_window_pairs_loads():
-    X = rolling_sequences(8)
-    est = tiny_tvae(temporal_window=1).fit(X)
-    state = est.net_.module_.state_dict()
-    state.pop("checksum")  # files of then had none
-    state["structure"] = state["structure"][:10]  # the ten entries files had then
-    est.net_.module_.load_state_dict(state)
-
-
 class _Identity:
     """Stand-ins for the encoder and decoder: a frame is its own latent."""
 
     @staticmethod
-    def encode(X_observed, max_frames=None, name="X"):
+    def encode(X_observed):
         X_observed = np.asarray(X_observed, np.float32)
         return X_observed.reshape(len(X_observed), -1, 8)
 
@@ -123,7 +114,7 @@ def test_a_rolling_latent_forecasts_exactly(monkeypatch):
     every later frame exactly, while repeating the last seen frame is not."""
     X = rolling_sequences(6, S=4, D=4)  # 2 capsules of 4 units, a bump rolling in each
     est = tiny_tvae().fit(X)
-    monkeypatch.setattr(est, "_encode_observed", _Identity.encode)
+    monkeypatch.setattr(est, "_encode_first_frames", _Identity.encode)
     monkeypatch.setattr(est, "_decode", _Identity.decode)
     frames = X.reshape(6, 4, 8)
     np.testing.assert_array_equal(est.predict_sequence(X[:, :8]), X[:, 8:])

@@ -55,7 +55,7 @@ then lower it along a half cosine towards 0 at ``max_epochs``) and ``n_train_aft
 only; the run goes on from where it was, learning rate, optimiser and random stream)
 besides:
 
-    python benchmarks/convergence_study.py '{"n_train": 2000, "max_epochs": 20,
+    python benchmarks/studies/convergence_study.py '{"n_train": 2000, "max_epochs": 20,
         "temporal_window": 2, "families": ["rotation"]}'
 
 What its measurements showed is in docs/learned.rst ("What we learned").
@@ -66,12 +66,14 @@ import math
 import sys
 import time
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import torch
 from skorch.callbacks import Callback, LRScheduler
 
-from _common import MNIST, S
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the benchmarks
+from _common import MNIST, S  # noqa: E402
 from paper_table import (
     FAMILIES,
     elbo_per_frame,
@@ -87,7 +89,6 @@ from sktvae.metrics import (
     equivariance_error,
     _cycle_hits,
     _nearest_frames,
-    _rolled_nearest_frames,
     roll_prediction_accuracy,
 )
 
@@ -162,6 +163,20 @@ def frame0_latents(est, X):
     return in_sequence, alone
 
 
+def _rolled_nearest(est, t0, frames, capsules=None):
+    """The nearest true frame to each roll of ``t0`` by 1 .. S-1 (as
+    ``roll_prediction_accuracy`` finds it), rolling only the capsules of the boolean
+    ``(n_capsules,)`` mask ``capsules`` (the others keep their values)."""
+    n, S_, F = frames.shape
+    rolled = np.stack([np.roll(t0, k, axis=-1) for k in range(1, S_)], axis=1)
+    if capsules is not None:
+        mask = np.asarray(capsules).reshape(-1, *[1] * (t0.ndim - 2))
+        rolled = np.where(mask, rolled, t0[:, None])
+    rolled = torch.from_numpy(np.ascontiguousarray(rolled, dtype=np.float32))
+    decoded = est._decode(rolled.reshape(n, S_ - 1, -1))
+    return _nearest_frames(decoded.reshape(n, S_ - 1, F), frames)
+
+
 def roll_outcomes(est, X, t0, capsules=None):
     """Where the rolls of frame 0's capsules ``t0`` land: ``roll`` (nearest true frame
     within one step of k, as ``roll_prediction_accuracy``), ``exact`` (frame k itself)
@@ -170,7 +185,7 @@ def roll_outcomes(est, X, t0, capsules=None):
     and ``roll`` 2/17 (rolls by 1 and 17 are within a step of frame 0). ``capsules``, a
     boolean ``(n_capsules,)`` mask, rolls only those capsules and keeps the rest."""
     frames = X.reshape(len(X), S, -1).astype(np.float32)
-    nearest = _rolled_nearest_frames(est, t0, frames, capsules)
+    nearest = _rolled_nearest(est, t0, frames, capsules)
     ks = np.arange(1, S)
     return {"roll": float(_cycle_hits(nearest, ks, S, 1).mean()),
             "exact": float(_cycle_hits(nearest, ks, S, 0).mean()),
@@ -264,7 +279,7 @@ class EpochDiagnostics(Callback):
               + ", ".join(f"{k} {v:.3f}" for k, v in values.items()), flush=True)
 
 
-def _annealed(epoch, start, stop):
+def annealed(epoch, start, stop):
     """The learning-rate factor of epoch ``epoch + 1``: 1 for the first ``start``
     epochs, then a half cosine taken at the middle of each later epoch, so that it falls
     from nearly 1 to nearly 0 over epochs ``start + 1 .. stop``."""
@@ -280,7 +295,7 @@ def annealing(start, stop):
     if not 0 <= start < stop:
         raise ValueError(f"anneal_from must be in [0, max_epochs), got {start} "
                          f"with max_epochs={stop}.")
-    return LRScheduler("LambdaLR", lr_lambda=partial(_annealed, start=start, stop=stop))
+    return LRScheduler("LambdaLR", lr_lambda=partial(annealed, start=start, stop=stop))
 
 
 def setup(config):

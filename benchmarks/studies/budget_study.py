@@ -1,7 +1,7 @@
 """Several ``convergence_study.py`` runs side by side on one GPU, their epochs fitted
 to a time budget: a larger training budget in a short lease of a GPU.
 
-    python benchmarks/budget_study.py --train-seconds 400 --log-dir logs \\
+    python benchmarks/studies/budget_study.py --train-seconds 400 --log-dir logs \\
         '{"n_train": 48000, "device": "cuda"}' '{"n_train": 48000, "kind": "vae", "device": "cuda"}'
 
 Each argument is a ``convergence_study.py`` configuration without ``max_epochs``,
@@ -31,7 +31,7 @@ from pathlib import Path
 
 from skorch.callbacks import LRScheduler
 
-from convergence_study import _annealed, measure, setup
+from convergence_study import annealed, measure, setup
 
 HERE = Path(__file__).resolve().parent
 TIMED = 2  # epochs trained before E is chosen; the last of them is timed
@@ -87,7 +87,7 @@ def worker(args):
     # (E > TIMED, so round(2E/3) >= TIMED: the epochs before E is known are not annealed).
     schedule = {"start": 1 << 30, "stop": (1 << 30) + 1}
     est.set_params(callbacks=est.callbacks + [LRScheduler(
-        "LambdaLR", lr_lambda=lambda e: _annealed(e, schedule["start"], schedule["stop"]))])
+        "LambdaLR", lr_lambda=lambda e: annealed(e, schedule["start"], schedule["stop"]))])
     start = time.perf_counter()
     est.set_params(warm_start=True, max_epochs=TIMED - 1).fit(X_train)
     timed = time.perf_counter()
