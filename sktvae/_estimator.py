@@ -94,12 +94,11 @@ default="adam"
         ``net_.save_params`` / ``net_.load_params``.
     warm_start : bool, default=False
         If True, :meth:`fit` continues from the current parameters (and from where
-        training left ``random_state``'s stream, as :meth:`partial_fit` does).
-        ``lr``, ``batch_size`` and ``optimizer`` changed by ``set_params`` take effect
-        on the next such call (another optimizer starts with no state); a changed
-        architecture (sizes, windows, ``coherence``, ``likelihood``, ...) is refused by
-        every method of the fitted model until ``fit`` with ``warm_start=False``
-        rebuilds it.
+        training left ``random_state``'s stream, as :meth:`partial_fit` does). Training
+        parameters changed by ``set_params`` (``lr``, ``optimizer``, ``batch_size``,
+        ``train_split``, ``callbacks``, ``verbose``, ``device``, ``precision``, the
+        routed ones) take effect on the next such call; a changed architecture is
+        refused until ``fit`` with ``warm_start=False`` rebuilds the model.
     random_state : int, RandomState instance or None, default=None
         Seeds initialisation, batching and sampling noise (and the noise of
         :meth:`score_samples`). The global torch RNG is left untouched.
@@ -113,8 +112,9 @@ default="adam"
         ``epoch_timer``, ``train_loss``, ``print_log``, sktvae's
         ``stop_on_non_finite``, or the name given in a ``(name, callback)`` pair).
         Listed by ``get_params``, settable by ``set_params`` and ``GridSearchCV``; set
-        after fit, they take effect on the next ``partial_fit`` or warm-start ``fit``
-        (an optimizer's keep its state). Other prefixes are refused."""
+        after fit, they take effect on the next ``partial_fit`` or warm-start ``fit``.
+        ``optimizer__lr`` must agree with ``lr``; a callback name that is no callback,
+        and other prefixes, are refused."""
 
 _ATTRIBUTES_DOC = """\
     net_ : TVAENet

@@ -1,5 +1,6 @@
 """Hyper-parameter search on a Dask cluster through joblib, as scikit-learn users scale."""
 
+import pytest
 import distributed  # in the test extra: a missing install fails here, not a skip
 import joblib
 import numpy as np
@@ -9,6 +10,7 @@ from sklearn.model_selection import GridSearchCV
 from conftest import tiny_tvae
 
 
+@pytest.mark.slow
 def test_grid_search_on_a_local_dask_cluster_matches_the_local_run():
     X = np.random.default_rng(0).random((24, 24)).astype(np.float32)
     grid = {"coherence": ["shifting", "stationary"], "temporal_window": [0, 1]}

@@ -147,6 +147,7 @@ def test_train_split_and_user_callbacks(X):
     assert all(cb is not scoring for _, cb in est.net_.callbacks_)
 
 
+@pytest.mark.slow
 def test_fit_on_rolling_pattern_learns_structure():
     """The loss falls well below that of independent per-pixel Bernoullis."""
     X = rolling_sequences(128)

@@ -8,6 +8,7 @@ import matplotlib
 import pytest
 
 matplotlib.use("Agg")
+pytestmark = pytest.mark.slow  # each trains small models for a second or more
 
 EXAMPLES = Path(__file__).parents[1] / "examples"
 

@@ -155,6 +155,7 @@ def test_forecasts_from_more_frames_use_them(X):
                            tvae.predict_sequence(X[:, 6:12], n_steps=2))
 
 
+@pytest.mark.slow
 def test_forecast_plots(X):
     tvae = tiny_tvae().fit(X)
     display = plot_forecast(tvae, X, (2, 3), n_observed=2, n_sequences=2)

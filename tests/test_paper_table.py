@@ -28,6 +28,7 @@ def fresh_accelerate_state():
     AcceleratorState._reset_state(reset_partial_state=True)
 
 
+@pytest.mark.slow
 def test_paper_table_pipeline_end_to_end(tmp_path, capsys, fresh_accelerate_state):
     images = load_digits_images(size=28).data.reshape(-1, 28, 28)
     args = paper_table.parse_args(["--epochs", "1", "--hidden", "16", "--batch-size", "8",
@@ -227,6 +228,7 @@ def test_generalization_benchmark_end_to_end(tmp_path, capsys):
                               results["VAE"]["rotation+hue"]["forecast mse from half"]))
 
 
+@pytest.mark.slow
 def test_sprites_table_end_to_end(tmp_path, capsys):
     import json
 
@@ -249,6 +251,7 @@ def test_sprites_table_end_to_end(tmp_path, capsys):
     assert saved["VAE"]["x"]["CapCorr"] == results["VAE"]["x"]["CapCorr"]
 
 
+@pytest.mark.slow
 def test_networks_benchmark_end_to_end(tmp_path, capsys):
     import bench_networks
 

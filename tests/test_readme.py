@@ -1,9 +1,11 @@
 """The README's quick start runs as written."""
 
+import pytest
 import re
 from pathlib import Path
 
 
+@pytest.mark.slow
 def test_readme_quick_start_runs():
     text = (Path(__file__).parents[1] / "README.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
@@ -34,6 +36,7 @@ def test_readme_commands_are_what_ci_runs():
     assert tests in ci.splitlines() and "torch==" in ci
 
 
+@pytest.mark.slow
 def test_the_landing_page_example_runs():
     """The docs' front-page example, cut to one epoch."""
     text = (Path(__file__).parents[1] / "docs" / "index.rst").read_text()
