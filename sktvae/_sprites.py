@@ -33,6 +33,11 @@ _HALF_EXTENT = 0.15
 _MARGIN = 0.23  # a square's half-diagonal at scale 1 (0.212) and a pixel to spare
 _MIN_IMAGE_SIZE = 16  # the smallest sprite (scale 0.5) is then about 5 pixels across
 _CHUNK = 512  # images drawn at once
+# The authors' grid (Keller & Welling's dSprites runs): of dSprites' 32 positions and
+# 40 orientations, every second of the first 30; of its 6 scales, the last 5.
+GRID = {"x": np.arange(0, 30, 2) / 31, "y": np.arange(0, 30, 2) / 31,
+        "orientation": np.arange(0, 30, 2) * 2 * math.pi / 39,
+        "scale": np.linspace(0.5, 1.0, 6)[1:]}
 
 
 def _shape_codes(shape):
@@ -166,8 +171,15 @@ def make_sprite_sequences(n_sequences: int, sequence_length: int = 15, *,
         The factors that move.
     combine : {"random", "compose"}, default="random"
         One factor per sequence, or all of ``factors`` together.
-    path : {"out_and_back", "wrap"}, default="out_and_back"
+    path : {"out_and_back", "wrap", "grid"}, default="out_and_back"
         The cycle of position and scale (orientation always turns once round).
+        ``"grid"`` is the authors' protocol: every factor takes values of their grid
+        (x, y and orientation 15 values each, x and y from 0 to 0.9, orientation 0
+        to 258 degrees in steps of 18.5; scale 5 values from 0.6 to 1), a sequence
+        starts at a random grid point and its moving factor steps one grid value a
+        frame, wrapping round (scale, with 5 values, goes round three times in 15
+        frames); ``factors`` then also holds each factor's grid index per frame
+        (``x_index``, ...).
     shapes : tuple of str, default=("square", "ellipse", "heart")
         The shapes drawn from.
     image_size : int, default=64
@@ -204,21 +216,34 @@ def make_sprite_sequences(n_sequences: int, sequence_length: int = 15, *,
                          f"the factors are {', '.join(FACTORS)}.")
     if combine not in ("random", "compose"):
         raise ValueError(f"combine must be 'random' or 'compose'; got {combine!r}.")
-    if path not in ("out_and_back", "wrap"):
-        raise ValueError(f"path must be 'out_and_back' or 'wrap'; got {path!r}.")
+    if path not in ("out_and_back", "wrap", "grid"):
+        raise ValueError(f"path must be 'out_and_back', 'wrap' or 'grid'; got {path!r}.")
     codes = _shape_codes(list(shapes))
     rng = check_random_state(random_state)
     n, S = int(n_sequences), int(sequence_length)
     shape = codes[rng.randint(len(codes), size=n)]
     moving = (np.full(n, "compose", dtype=object) if combine == "compose"
               else np.asarray(factors, dtype=object)[rng.randint(len(factors), size=n)])
-    phase = (rng.random_sample((n, 1)) + np.arange(S) / S) % 1.0     # (n, S)
     values = {}
+    if path == "grid":
+        for name in FACTORS:
+            grid = GRID[name]
+            moves = ((moving == name) | ((moving == "compose") & (name in factors)))[:, None]
+            index = (rng.randint(len(grid), size=(n, 1)) + moves * np.arange(S)) % len(grid)
+            values[name], values[f"{name}_index"] = grid[index], index
+        return _sprite_sequences(shape, moving, values, image_size)
+    phase = (rng.random_sample((n, 1)) + np.arange(S) / S) % 1.0     # (n, S)
     for name in FACTORS:
         lo, hi = RANGES[name]
         fixed = np.broadcast_to(lo + (hi - lo) * rng.random_sample((n, 1)), (n, S))
         moves = ((moving == name) | ((moving == "compose") & (name in factors)))[:, None]
         values[name] = np.where(moves, _cycle(name, phase, path), fixed)
+    return _sprite_sequences(shape, moving, values, image_size)
+
+
+def _sprite_sequences(shape, moving, values, image_size):
+    """Draw the frames of sequences given every frame's factor values ``(n, S)``."""
+    n, S = values["x"].shape
     X = make_sprites(np.repeat(shape, S), values["scale"].ravel(),
                      values["orientation"].ravel(), values["x"].ravel(),
                      values["y"].ravel(), image_size=image_size)

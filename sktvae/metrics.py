@@ -397,9 +397,20 @@ def forecast_error(estimator: _BaseVAE, X: ArrayLike, n_observed: int) -> Bunch:
 
 def capsule_roll_correlation(estimator: _BaseVAE, X: ArrayLike, shifts: ArrayLike | None = None,
                              *, capsule_shape: tuple[int, ...] | None = None,
-                             groups: ArrayLike | None = None, per_capsule: bool = False
+                             groups: ArrayLike | None = None, per_capsule: bool = False,
+                             method: str = "all_frames",
+                             start_index: ArrayLike | None = None,
+                             n_values: int | ArrayLike | None = None
                              ) -> float | NDArray[np.float64] | dict:
     """The paper's CapCorr: correlation of true shifts with the rolls seen in capsules.
+
+    ``method="authors"`` computes it as the authors' code does, on sequences whose
+    moving factor steps through a grid of ``n_values`` values, wrapping round
+    (``make_sprite_sequences(path="grid")``): one pair per sequence, frame 0 and the
+    first frame at which the factor's grid index is 0; the observed roll is the mode
+    over capsules of the roll that maximises their circular cross-correlation,
+    counted from that frame back to frame 0, and the true roll is the factor's index
+    at frame 0 (``start_index``). Its floor is not 0: see :func:`roll_correlation_floor`.
 
     For every frame ``l`` the observed roll of each capsule is the ``r`` that maximises
     the periodic cross-correlation ``sum_d t_0[d] * t_l[d + r]`` with frame 0; the mode
@@ -425,6 +436,13 @@ def capsule_roll_correlation(estimator: _BaseVAE, X: ArrayLike, shifts: ArrayLik
     per_capsule : bool, default=False
         Correlate each capsule's own observed roll with the true shifts, instead of
         the mode over capsules: which capsules follow the transformation.
+    method : {"all_frames", "authors"}, default="all_frames"
+        Every frame against frame 0 (ours), or one pair per sequence (the authors').
+    start_index : array-like of int of shape (n_sequences,), default=None
+        For ``method="authors"``: the moving factor's grid index at frame 0 (e.g.
+        ``factors.x_index[:, 0]`` for the sequences that move x).
+    n_values : int or array-like of int of shape (n_sequences,), default=None
+        For ``method="authors"``: the number of grid values of the moving factor.
 
     Returns
     -------
@@ -448,8 +466,17 @@ def capsule_roll_correlation(estimator: _BaseVAE, X: ArrayLike, shifts: ArrayLik
     ['x', 'y']
     """
     _needs_time(estimator.sequence_length, "CapCorr")
+    if method not in ("all_frames", "authors"):
+        raise ValueError(f"method must be 'all_frames' or 'authors'; got {method!r}.")
     T = _checked(_capsules(estimator, X, capsule_shape), "The latents of X")
     n, S = T.shape[:2]
+    if method == "authors":
+        if shifts is not None:
+            raise ValueError("method='authors' takes start_index and n_values, not shifts.")
+        pair, shifts = _authors_pairs(start_index, n_values, n, S)
+        T = np.stack([T[:, 0], T[np.arange(n), pair]], 1)  # (n, 2, C, D)
+        rolls = (-observed_rolls(T, per_capsule=per_capsule)) % T.shape[-1]
+        return _grouped(_roll_correlation, shifts, rolls, groups)
     if shifts is None:
         shifts = np.broadcast_to(np.arange(S), (n, S))
     shifts = np.asarray(shifts)
@@ -457,14 +484,90 @@ def capsule_roll_correlation(estimator: _BaseVAE, X: ArrayLike, shifts: ArrayLik
         raise ValueError(f"shifts must have shape (n_sequences, sequence_length) = "
                          f"{(n, S)}; got {shifts.shape}.")
     rolls = observed_rolls(T, per_capsule=per_capsule)  # (n, S) or (n, S, C)
+    return _grouped(_roll_correlation, shifts, rolls, groups)
+
+
+def _grouped(correlation, shifts, rolls, groups):
+    """``correlation(shifts, rolls)``, or a dict of it within each group."""
     if groups is None:
-        return _roll_correlation(shifts, rolls)
+        return correlation(shifts, rolls)
     groups = np.asarray(groups)
-    if groups.shape != (n,):
-        raise ValueError(f"groups must hold one label per sequence, shape ({n},); got "
-                         f"{groups.shape}.")
-    return {label: _roll_correlation(shifts[groups == label], rolls[groups == label])
+    if groups.shape != (len(shifts),):
+        raise ValueError(f"groups must hold one label per sequence, shape "
+                         f"({len(shifts)},); got {groups.shape}.")
+    return {label: correlation(shifts[groups == label], rolls[groups == label])
             for label in np.unique(groups).tolist()}  # plain Python labels
+
+
+def _authors_pairs(start_index, n_values, n, S):
+    """The authors' pair frame per sequence (the first frame at which the moving
+    factor's grid index is 0) and, as ``(n, 2)`` shifts, the true roll ``start_index``
+    at that frame (0 at frame 0)."""
+    if start_index is None or n_values is None:
+        raise ValueError("method='authors' needs start_index (the moving factor's grid "
+                         "index at frame 0 of each sequence) and n_values (its number of "
+                         "grid values).")
+    start = np.asarray(start_index)
+    values = np.broadcast_to(np.asarray(n_values), start.shape)
+    if start.shape != (n,) or not np.issubdtype(start.dtype, np.integer) \
+            or not np.issubdtype(values.dtype, np.integer) or (values < 1).any() \
+            or (start < 0).any() or (start >= values).any():
+        raise ValueError(f"start_index must be {n} ints in [0, n_values) and n_values "
+                         "positive ints (one, or one per sequence); got shapes "
+                         f"{start.shape} and {np.shape(n_values)}.")
+    pair = (values - start) % values
+    if (pair >= S).any():
+        raise ValueError(f"n_values up to {values.max()} need sequences of at least "
+                         f"that many frames to reach grid index 0; these have {S}.")
+    return pair, np.stack([np.zeros_like(start), start], 1)
+
+
+def roll_correlation_floor(start_index: ArrayLike, n_values: int | ArrayLike,
+                           capsule_dim: int, *, n_draws: int = 200,
+                           random_state=None) -> float:
+    """The authors' CapCorr of capsules that roll at random: its floor.
+
+    A sequence that starts at grid index 0 pairs frame 0 with itself, whose roll is
+    0 whatever the capsules do, so random rolls still correlate with the true ones
+    (about 0.17 for 15 grid values and rings of 15 units, 0.43 for 5). The mean over ``n_draws`` draws of uniform
+    rolls in ``[0, capsule_dim)`` for every other pair.
+
+    Parameters
+    ----------
+    start_index, n_values : array-like of int
+        As for :func:`capsule_roll_correlation` with ``method="authors"``.
+    capsule_dim : int
+        Units of a capsule ring: the rolls' range.
+    n_draws : int, default=200
+        Draws averaged.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the draws.
+
+    Returns
+    -------
+    floor : float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktvae.metrics import roll_correlation_floor
+    >>> start = np.random.default_rng(0).integers(0, 5, 2000)
+    >>> round(roll_correlation_floor(start, 5, 15, random_state=0), 1)
+    0.4
+    """
+    from sklearn.utils import check_random_state
+
+    start = np.asarray(start_index)
+    if not _is_int(capsule_dim) or capsule_dim < 1 or not _is_int(n_draws) or n_draws < 1:
+        raise ValueError("capsule_dim and n_draws must be positive ints; got "
+                         f"{capsule_dim!r} and {n_draws!r}.")
+    pair, shifts = _authors_pairs(start, n_values, len(start), int(np.max(n_values)) + 1)
+    rng = check_random_state(random_state)
+    draws = []
+    for _ in range(n_draws):
+        rolls = np.where(pair == 0, 0, rng.randint(capsule_dim, size=len(start)))
+        draws.append(_roll_correlation(shifts, np.stack([np.zeros_like(rolls), rolls], 1)))
+    return float(np.mean(draws))
 
 
 def _roll_correlation(shifts, rolls):

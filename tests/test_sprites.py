@@ -107,7 +107,7 @@ def test_a_wrapping_path_crosses_the_range_once_and_jumps_back():
     # five steps of +1/6 of the range and one jump back of -5/6, somewhere in the cycle
     np.testing.assert_allclose(np.sort(steps, axis=1)[:, 1:], 1 / 6)
     np.testing.assert_allclose(np.sort(steps, axis=1)[:, 0], -5 / 6)
-    with pytest.raises(ValueError, match="path must be 'out_and_back' or 'wrap'"):
+    with pytest.raises(ValueError, match="path must be 'out_and_back', 'wrap' or 'grid'"):
         make_sprite_sequences(2, path="loop")
 
 
@@ -154,6 +154,57 @@ def test_capsule_roll_correlation_per_factor_and_per_capsule(monkeypatch):
     np.testing.assert_allclose(per_capsule, [1.0, 0.0])
     with pytest.raises(ValueError, match=r"one label per sequence, shape \(6,\)"):
         capsule_roll_correlation(est, X, groups=f.moving[:3])
+
+
+def test_the_authors_grid_steps_one_factor_one_grid_value_a_frame_wrapping_round():
+    from sktvae._sprites import GRID
+
+    X, f = make_sprite_sequences(40, 15, path="grid", image_size=16, random_state=0)
+    assert X.shape == (40, 15 * 256)
+    assert len(GRID["x"]) == len(GRID["orientation"]) == 15 and len(GRID["scale"]) == 5
+    np.testing.assert_allclose([GRID["x"].max(), np.degrees(GRID["orientation"][1]),
+                                GRID["scale"].min()], [28 / 31, 360 / 39 * 2, 0.6])
+    for name in ("x", "y", "orientation", "scale"):
+        index = f[f"{name}_index"]
+        moves = f.moving == name
+        n = len(GRID[name])
+        np.testing.assert_array_equal(np.diff(index[moves], axis=1) % n, 1)
+        np.testing.assert_array_equal(np.diff(index[~moves], axis=1), 0)
+        np.testing.assert_allclose(f[name], GRID[name][index])
+
+
+def test_the_authors_capsule_roll_correlation_and_its_floor(monkeypatch):
+    """One pair a sequence: frame 0 and the first frame at grid index 0. Capsules that
+    roll with the factor score 1; capsules that roll at random score about the floor,
+    which is not 0 (sequences that start at index 0 pair frame 0 with itself)."""
+    from sktvae.metrics import roll_correlation_floor
+
+    n, S, D = 300, 15, 15
+    X, f = make_sprite_sequences(n, S, factors=("x",), path="grid", image_size=16,
+                                 random_state=0)
+    est = tiny_tvae(sequence_length=S, n_capsules=2, capsule_dim=D, temporal_window=1,
+                    max_epochs=0).fit(X[:4])
+    rng = np.random.default_rng(0)
+    t0 = rng.normal(size=(n, 1, 2, D))
+    rolling = np.concatenate([np.roll(t0, l, axis=-1) for l in range(S)], axis=1)
+    start = f.x_index[:, 0]
+    for T, expected in ((rolling, 1.0), (rng.normal(size=(n, S, 2, D)), None)):
+        monkeypatch.setattr(est, "transform", lambda X, T=T: T.reshape(len(X), -1))
+        value = capsule_roll_correlation(est, X, method="authors", start_index=start,
+                                         n_values=15)
+        if expected is not None:
+            assert value == pytest.approx(expected)
+        else:
+            floor = roll_correlation_floor(start, 15, D, random_state=0)
+            assert 0.1 < floor < 0.25 and abs(value - floor) < 0.15
+    assert capsule_roll_correlation(est, X, per_capsule=True)[0] == pytest.approx(0.0, abs=0.2)
+    with pytest.raises(ValueError, match="needs start_index"):
+        capsule_roll_correlation(est, X, method="authors")
+    with pytest.raises(ValueError, match="method must be"):
+        capsule_roll_correlation(est, X, method="author")
+    with pytest.raises(ValueError, match="start_index must be 300 ints"):
+        capsule_roll_correlation(est, X, method="authors", start_index=start + 15,
+                                 n_values=15)
 
 
 def _tiny_dsprites(path):
