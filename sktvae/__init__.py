@@ -5,7 +5,9 @@ MNIST) and ``sktvae.plotting`` (figures; needs matplotlib).
 """
 
 from ._estimator import VAE, TopographicVAE
+from ._fresh import FreshSequences
 from ._sequences import SequenceArray, SequenceTransformer
 
-__all__ = ["SequenceArray", "SequenceTransformer", "TopographicVAE", "VAE"]
+__all__ = ["FreshSequences", "SequenceArray", "SequenceTransformer", "TopographicVAE",
+           "VAE"]
 __version__ = "0.1.0.dev0"

@@ -106,7 +106,7 @@ class _BaseVAE(ParamsMixin, RuntimeMixin, PersistenceMixin, TransformerMixin,
         """
         self._check_params()
         initialize = not (self.warm_start and hasattr(self, "net_"))
-        X = self._validate_sequences(X, reset=initialize)
+        X = self._validate_sequences(X, reset=initialize, training=True)
         return self._train(X, self.max_epochs, initialize)
 
     def partial_fit(self, X: ArrayLike, y: None = None) -> Self:
@@ -132,13 +132,13 @@ class _BaseVAE(ParamsMixin, RuntimeMixin, PersistenceMixin, TransformerMixin,
         """
         self._check_params()
         initialize = not hasattr(self, "net_")
-        X = self._validate_sequences(X, reset=initialize)
+        X = self._validate_sequences(X, reset=initialize, training=True)
         return self._train(X, 1, initialize)
 
-    def _validate_sequences(self, X, reset):
+    def _validate_sequences(self, X, reset, training=False):
         if not reset:
             self._check_fitted()
-        return _validation.sequences(self, X, reset)
+        return _validation.sequences(self, X, reset, training)
 
     def _train(self, X, epochs, initialize):
         """skorch's ``partial_fit`` for ``epochs`` on a net built (or renewed) from the
@@ -183,6 +183,9 @@ class _BaseVAE(ParamsMixin, RuntimeMixin, PersistenceMixin, TransformerMixin,
         return self.net_.history
 
     # --- inference ------------------------------------------------------------------
+    # sktvae.metrics and sktvae.plotting use the public methods and, beyond them, one
+    # internal interface: _validate_sequences, _encode_frames, _decode, _n_latent
+    # (and a TopographicVAE's _capsule_shape).
     def transform(self, X: ArrayLike) -> NDArray[np.float32]:
         """The latent ``t`` of every frame from the posterior (deterministic).
 

@@ -145,7 +145,8 @@ def make_net(est, module):
         if not est.verbose:
             extra["callbacks__print_log__sink"] = discard
     else:  # batches by index from the data's one tensor (accelerate wants loaders)
-        extra.update(iterator_train=tensor_batches, iterator_valid=tensor_batches)
+        extra.update(iterator_train=tensor_batches, iterator_valid=tensor_batches,
+                     iterator_train__redraw=True)
         if torch.device(est.device).type == "cuda":
             extra.update(iterator_train__device=est.device,
                          iterator_valid__device=est.device)

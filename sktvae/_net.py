@@ -4,6 +4,7 @@ import contextlib
 import copy
 import json
 import math
+import numbers
 import os
 import pickle
 import signal
@@ -16,6 +17,7 @@ from skorch.callbacks import Callback
 from skorch.dataset import get_len
 from skorch.hf import AccelerateMixin
 
+from ._fresh import FreshBatches, FreshFrames
 from ._model import module_tensors
 
 _MOVE_SHARE = 0.25  # of a GPU's free memory: data up to it is moved there whole
@@ -79,15 +81,26 @@ class TensorBatches:
             yield batch.to(self.device, non_blocking=True), None
 
 
-def tensor_batches(dataset, batch_size, shuffle=False, device=None, **loader_params):
+def tensor_batches(dataset, batch_size, shuffle=False, device=None, redraw=False,
+                   **loader_params):
     """skorch's iterator for sktvae's nets: :class:`TensorBatches` for data in one
-    tensor (skorch's ``Dataset`` of it, or a ``Subset`` from a validation split), a
-    ``DataLoader`` otherwise or when ``loader_params`` (``num_workers=`` and the like,
-    from ``iterator_train__*``) ask for one."""
+    tensor (skorch's ``Dataset`` of it, or a ``Subset`` from a validation split),
+    :class:`FreshBatches` for sequences drawn afresh (a new draw each pass where
+    ``redraw``: the training iterator), a ``DataLoader`` otherwise or when
+    ``loader_params`` (``num_workers=`` and the like, from ``iterator_train__*``) ask
+    for one."""
     base, rows = dataset, None
     if isinstance(dataset, torch.utils.data.Subset):
         base, rows = dataset.dataset, torch.as_tensor(dataset.indices, dtype=torch.long)
     X = getattr(base, "X", None)
+    if isinstance(X, FreshFrames):
+        if loader_params:
+            raise ValueError(
+                f"iterator_*__{next(iter(loader_params))}: sequences drawn afresh each "
+                "epoch are rendered batch by batch by sktvae, not through a DataLoader; "
+                "drop the iterator options (or pass precomputed sequences).")
+        return FreshBatches(X, batch_size, shuffle=shuffle, device=device, redraw=redraw,
+                            rows=None if rows is None else rows.numpy())
     if loader_params or not isinstance(X, torch.Tensor) or getattr(base, "y", 0) is not None:
         return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=shuffle,
                                            **loader_params)
@@ -430,7 +443,7 @@ class StopOnNonFiniteLoss(Callback):
 
 
 def _is_count(value):
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
 
 
 def _snapshot(net):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from numbers import Integral, Real
+from numbers import Integral
 
 import numpy as np
 import torch
@@ -20,6 +20,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch.nn import functional as F
+
+from ._fresh import FreshSequences
 
 TRANSFORMATIONS = ("rotation", "scale", "hue", "translation", "perspective")
 COLORS = {"red": (1.0, 0.0, 0.0), "green": (0.0, 1.0, 0.0), "blue": (0.0, 0.0, 1.0),
@@ -121,7 +123,7 @@ def frame_structure(X: object) -> tuple[int, tuple[int, ...]] | None:
     ``set_output(transform="pandas")``); ``None`` for any other input, or when the
     array's rows no longer have the width that structure implies (it was reshaped).
     """
-    if isinstance(X, SequenceArray) and X.sequence_length is not None:
+    if isinstance(X, (SequenceArray, FreshSequences)) and X.sequence_length is not None:
         S, shape = X.sequence_length, X.frame_shape
     elif hasattr(X, "columns") and len(X.columns):
         first, last = (_FEATURE_NAME.fullmatch(str(X.columns[i])) for i in (0, -1))
@@ -176,6 +178,11 @@ class SequenceTransformer(TransformerMixin, BaseEstimator):
     random_state : int, RandomState instance or None, default=None
         Seeds the starting phases and the random choices; the same seed gives the same
         output.
+    fresh_each_epoch : bool, default=False
+        Return :class:`FreshSequences` instead of an array: an estimator trained on
+        it draws new phases and choices for every epoch and renders each batch as it
+        trains, holding only the images in memory (float32 frames; ``dtype`` is not
+        used). Everything else sees one fixed draw, seeded by ``random_state``.
 
     Attributes
     ----------
@@ -218,11 +225,12 @@ class SequenceTransformer(TransformerMixin, BaseEstimator):
         "random_start": ["boolean"],
         "dtype": [Options(type, {np.float32, np.float64, np.float16, np.uint8})],
         "random_state": ["random_state"],
+        "fresh_each_epoch": ["boolean"],
     }
 
     def __init__(self, transformations="rotation", sequence_length=18, image_shape=(28, 28),
                  n_channels=1, combine="compose", color=None, random_start=True,
-                 dtype=np.float32, random_state=None):
+                 dtype=np.float32, random_state=None, fresh_each_epoch=False):
         self.transformations = transformations
         self.sequence_length = sequence_length
         self.image_shape = image_shape
@@ -232,6 +240,7 @@ class SequenceTransformer(TransformerMixin, BaseEstimator):
         self.random_start = random_start
         self.dtype = dtype
         self.random_state = random_state
+        self.fresh_each_epoch = fresh_each_epoch
 
     # --- validation -----------------------------------------------------------------
     @property
@@ -351,6 +360,8 @@ class SequenceTransformer(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "n_out_channels_")
         families = self._check_params()
         images = self._validate_images(X, reset=False)
+        if self.fresh_each_epoch:
+            return self._fresh(images, families)
         values = self._frame_values(len(images), families)
         S, (H, W) = self.sequence_length, self.image_shape
         out = np.empty((len(images), S * self.n_out_channels_ * H * W), self.dtype)
@@ -372,9 +383,31 @@ class SequenceTransformer(TransformerMixin, BaseEstimator):
             return (frames * 255).round_().clamp_(0, 255).to(torch.uint8).numpy()
         return frames.numpy()
 
-    def _frame_values(self, n, families):
+    def _fresh(self, images, families):
+        """Sequences of ``images`` drawn afresh for every seed (one cached at a time)."""
+        S, (H, W), C = self.sequence_length, self.image_shape, self.n_out_channels_
+        drawn = {}
+
+        def draw(rows, seed):
+            if seed not in drawn:
+                drawn.clear()
+                drawn[seed] = self._frame_values(len(images), families,
+                                                 np.random.RandomState(seed))
+            index = torch.from_numpy(rows)
+            values = {k: v[index] for k, v in drawn[seed].items()}
+            return self._render(images[index], values, families).reshape(len(rows), S, -1)
+
+        low = float(images.min()) if images.numel() else 0.0
+        high = float(images.max()) if images.numel() else 1.0
+        if "hue" in families or self.color is not None:
+            low, high = max(low, 0.0), min(high, 1.0)  # clamped
+        seed = check_random_state(self.random_state).randint(2 ** 31 - 1)
+        return FreshSequences(draw, len(images), S, (C, H, W), seed=seed,
+                              value_range=(min(low, 0.0), max(high, 0.0)))
+
+    def _frame_values(self, n, families, rng=None):
         """Each family's value for every frame: ``{name: (n, S) float64 tensor}``."""
-        rng = check_random_state(self.random_state)
+        rng = check_random_state(self.random_state) if rng is None else rng
         S = self.sequence_length
         start = rng.random_sample((n, len(families))) if self.random_start \
             else np.zeros((n, len(families)))

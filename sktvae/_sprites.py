@@ -20,9 +20,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
 from numpy.typing import ArrayLike, NDArray
 from sklearn.utils import Bunch, check_random_state
 
+from ._fresh import FreshSequences
 from ._validation import is_int as _is_int
 
 SHAPES = ("square", "ellipse", "heart")
@@ -249,3 +251,80 @@ def _sprite_sequences(shape, moving, values, image_size):
                      values["y"].ravel(), image_size=image_size)
     return (X.reshape(n, S * image_size ** 2),
             Bunch(shape=np.asarray(SHAPES, dtype=object)[shape], moving=moving, **values))
+
+
+def sprite_grid_sequences(sequence_length: int = 15, *, factors: tuple[str, ...] = FACTORS,
+                          shapes: tuple[str, ...] = SHAPES, image_size: int = 64,
+                          random_state=None) -> FreshSequences:
+    """The authors' sprite training set, drawn afresh every epoch.
+
+    One sequence starts at every point of the authors' grid (``shapes`` x 5 scales x 15
+    orientations x 15 x 15 positions: 50 625 for the three shapes), and in each draw
+    moves one of ``factors``, chosen per sequence, one grid value a frame, wrapping
+    round (``make_sprite_sequences(path="grid")``). The grid's frames are drawn once
+    (one byte a pixel: 207 MB at 64 x 64 for the three shapes); sequences index into
+    them, so an epoch of new sequences costs no drawing.
+
+    Parameters
+    ----------
+    sequence_length : int, default=15
+        Frames per sequence (the authors': 15).
+    factors : tuple of str, default=("x", "y", "orientation", "scale")
+        The factors that may move.
+    shapes : tuple of str, default=("square", "ellipse", "heart")
+        The shapes of the grid.
+    image_size : int, default=64
+        Side of each frame in pixels.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the fixed draw (the one seen outside training).
+
+    Returns
+    -------
+    X : FreshSequences of shape (n_grid_points, sequence_length * image_size ** 2)
+        Row ``i`` starts at grid point ``i`` in the order (shape, scale, orientation,
+        x, y), C order.
+
+    Examples
+    --------
+    >>> from sktvae.datasets import sprite_grid_sequences
+    >>> X = sprite_grid_sequences(4, shapes=("square",), image_size=16, random_state=0)
+    >>> X.shape
+    (16875, 1024)
+    """
+    if not _is_int(sequence_length) or sequence_length < 2:
+        raise ValueError("sequence_length must be an int >= 2: a factor moves from frame "
+                         f"to frame; got {sequence_length!r}.")
+    factors = (factors,) if isinstance(factors, str) else tuple(factors)
+    if not factors or any(f not in FACTORS for f in factors):
+        raise ValueError(f"factors must be among {', '.join(FACTORS)}; got {factors!r}.")
+    if isinstance(shapes, str):
+        raise TypeError(f"shapes must be a sequence of shape names, e.g. ({shapes!r},).")
+    codes = _shape_codes(list(shapes))
+    order = ("scale", "orientation", "x", "y")
+    sizes = (len(codes), *(len(GRID[name]) for name in order))
+    axes = np.meshgrid(np.arange(len(codes)), *(np.arange(s) for s in sizes[1:]),
+                       indexing="ij")
+    bank = make_sprites(codes[axes[0].ravel()],
+                        *(GRID[name][a.ravel()] for name, a in zip(order, axes[1:])),
+                        image_size=image_size).astype(np.uint8)
+    bank = torch.from_numpy(bank)
+    start = np.stack([a.ravel() for a in axes], 1)  # (n, 5): shape, then the factors
+    moving_axis = np.asarray([1 + order.index(f) for f in factors])
+    S = int(sequence_length)
+
+    chosen = {}  # the moving factor of every sequence, for the last seed drawn
+
+    def draw(rows, seed):
+        if seed not in chosen:
+            chosen.clear()
+            rng = np.random.RandomState(seed)
+            chosen[seed] = moving_axis[rng.randint(len(factors), size=len(start))]
+        moving = chosen[seed][rows]
+        index = np.repeat(start[rows][:, None], S, axis=1)  # (n, S, 5)
+        steps = index[np.arange(len(rows)), :, moving] + np.arange(S)
+        index[np.arange(len(rows)), :, moving] = steps % np.asarray(sizes)[moving][:, None]
+        flat = np.ravel_multi_index(tuple(np.moveaxis(index, -1, 0)), sizes)
+        return bank[torch.from_numpy(flat.ravel())].view(len(rows), S, -1).float()
+
+    seed = check_random_state(random_state).randint(2 ** 31 - 1)
+    return FreshSequences(draw, len(start), S, (1, image_size, image_size), seed=seed)

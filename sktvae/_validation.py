@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from sklearn.utils.validation import check_array, validate_data
 
+from ._fresh import FreshFrames, FreshSequences
 from ._sequences import frame_structure
 
 # What one call may return (and work with): 4 GiB of float32. Past it, an error that
@@ -94,8 +95,10 @@ def feature_moments(X, rows_per_chunk=1024):
     and frames), in float64 and in bounded memory; a constant feature gets 1."""
     F = X.shape[-1]
     total, squares, count = np.zeros(F), np.zeros(F), 0
-    for start in range(0, len(X), rows_per_chunk):
-        chunk = np.asarray(X[start:start + rows_per_chunk], np.float64).reshape(-1, F)
+    chunks = X.chunks(rows_per_chunk) if isinstance(X, FreshFrames) else (
+        X[start:start + rows_per_chunk] for start in range(0, len(X), rows_per_chunk))
+    for chunk in chunks:
+        chunk = np.asarray(chunk, np.float64).reshape(-1, F)
         total += chunk.sum(0)
         squares += (chunk * chunk).sum(0)
         count += len(chunk)
@@ -121,12 +124,18 @@ def _as_tensor(X, *shape):
     return torch.from_numpy(X).view(*shape)
 
 
-def sequences(estimator, X, reset):
+def sequences(estimator, X, reset, training=False):
     """Validate whole sequences ``X`` and return them as a ``(n, S, F)`` tensor.
 
     float16 input stays float16 (half the memory; each batch is converted on its way
-    into the model); anything else becomes float32.
+    into the model); anything else becomes float32. Sequences drawn afresh each epoch
+    (:class:`FreshSequences`) stay so for training (:class:`FreshFrames`) and are one
+    fixed draw for everything else.
     """
+    if isinstance(X, FreshSequences):
+        if training:
+            return _fresh_frames(estimator, X, reset)
+        X = np.asarray(X)
     _check_3d(X, "X")
     structure = _check_structure(estimator, X)
     if reset:
@@ -142,6 +151,25 @@ def sequences(estimator, X, reset):
             "concatenated in time order.")
     _check_range(estimator, X)
     return _as_tensor(X, X.shape[0], S, X.shape[1] // S)
+
+
+def _fresh_frames(estimator, X, reset):
+    """Check sequences drawn afresh as ``sequences`` checks an array, without
+    rendering them."""
+    _check_structure(estimator, X)
+    if reset:
+        estimator._seen_frame_shape = X.frame_shape
+        estimator.n_features_in_ = X.shape[1]
+        if hasattr(estimator, "feature_names_in_"):
+            del estimator.feature_names_in_
+    elif X.shape[1] != estimator.n_features_in_:
+        raise ValueError(f"X has {X.shape[1]} features, but {type(estimator).__name__} "
+                         f"is expecting {estimator.n_features_in_} features as input.")
+    low, high = X.value_range
+    if estimator.likelihood == "bernoulli" and (low < 0 or high > 1):
+        raise ValueError(f"likelihood='bernoulli' needs X in [0, 1]; these sequences "
+                         f"hold values in [{low!r}, {high!r}]. Scale the images first.")
+    return FreshFrames(X)
 
 
 def first_frames(estimator, X, max_frames, name="X"):

@@ -26,10 +26,10 @@ from sklearn.utils import Bunch
 from torch.nn import functional as F
 
 from ._validation import is_int as _is_int
-from ._sprites import make_sprite_sequences, make_sprites
+from ._sprites import make_sprite_sequences, make_sprites, sprite_grid_sequences
 
 __all__ = ["fetch_dsprites", "fetch_mnist", "load_digits_images", "make_sprite_sequences",
-           "make_sprites"]
+           "make_sprites", "sprite_grid_sequences"]
 
 MNIST_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
 MNIST_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"

@@ -248,3 +248,32 @@ def test_fetch_dsprites_refuses_a_bad_checksum_and_missing_files(tmp_path, monke
     np.savez(tmp_path / "other.npz", imgs=np.zeros((2, 64, 64)))
     with pytest.raises(ValueError, match="lacks the arrays.*the dSprites .npz holds imgs"):
         fetch_dsprites(path=tmp_path / "other.npz")
+
+
+def test_sprite_grid_sequences_start_at_every_grid_point_and_redraw_the_factor():
+    from sktvae._sprites import GRID
+    from sktvae.datasets import sprite_grid_sequences
+
+    X = sprite_grid_sequences(4, shapes=("heart",), image_size=16, random_state=0)
+    assert X.shape == (5 * 15 ** 3, 4 * 256) and X.frame_shape == (1, 16, 16)
+    rows = np.array([0, 1, 15 * 15 * 15 - 1, len(X) - 1])  # (scale, orientation, x, y)
+    start = np.stack(np.unravel_index(rows, (5, 15, 15, 15)), 1)
+    names = ("scale", "orientation", "x", "y")
+    moved = set()
+    for seed in range(6):
+        frames = X.frames(rows, seed).numpy()  # (4, S, 256)
+        for r, first in enumerate(start):
+            expected = None
+            for axis, name in enumerate(names):  # exactly one factor explains the frames
+                index = np.repeat(first[None], 4, 0)
+                index[:, axis] = (first[axis] + np.arange(4)) % len(GRID[name])
+                values = [GRID[n][index[:, i]] for i, n in enumerate(names)]
+                drawn = make_sprites("heart", *values, image_size=16)
+                if np.array_equal(drawn, frames[r]):
+                    expected = name
+            assert expected is not None
+            moved.add(expected)
+    assert len(moved) >= 3  # the factor is redrawn
+    np.testing.assert_array_equal(X.frames(rows), X.frames(rows))  # the fixed draw
+    with pytest.raises(TypeError, match="sequence of shape names"):
+        sprite_grid_sequences(shapes="square")
