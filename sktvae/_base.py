@@ -36,7 +36,8 @@ class _BaseVAE(ParamsMixin, RuntimeMixin, PersistenceMixin, TransformerMixin,
     """Base class of the sequence VAEs; not for direct use."""
 
     _parameter_constraints = {
-        "sequence_length": [Interval(Integral, 1, None, closed="left")],
+        "sequence_length": [Interval(Integral, 1, None, closed="left"),
+                            StrOptions({"auto"})],
         "likelihood": [StrOptions({"bernoulli", "gaussian"})],
         "hidden_layer_sizes": ["array-like"],
         "frame_shape": [tuple, list, None],
@@ -57,6 +58,8 @@ class _BaseVAE(ParamsMixin, RuntimeMixin, PersistenceMixin, TransformerMixin,
         "verbose": ["verbose"],
     }
     _n_encoders = 1
+    # Frames per row of a plain array under sequence_length="auto" (None: refused)
+    _plain_sequence_length = None
 
     # --- what subclasses provide ---------------------------------------------------
     @abstractmethod
@@ -71,6 +74,9 @@ class _BaseVAE(ParamsMixin, RuntimeMixin, PersistenceMixin, TransformerMixin,
     @abstractmethod
     def _n_latent(self):
         """Latent values per frame."""
+
+    def _check_sequence_params(self):
+        """Checks that need ``sequence_length_``, once the input has fixed it."""
 
     @abstractmethod
     def _forecast_latents(self, t_observed, n_steps):
@@ -159,6 +165,7 @@ class _BaseVAE(ParamsMixin, RuntimeMixin, PersistenceMixin, TransformerMixin,
     def _initialize(self, X):
         """Build the module and its net for sequences ``X`` ``(n, S, F)``."""
         n_features = X.shape[2]
+        self._check_sequence_params()
         # score_samples' noise where random_state is not an int: drawn once per
         # fitted model, so that repeated calls agree.
         self._score_seed = seed_from(self.random_state)
@@ -207,7 +214,7 @@ class _BaseVAE(ParamsMixin, RuntimeMixin, PersistenceMixin, TransformerMixin,
         check_output_size(X.shape[0] * self._n_features_out, f"transform of {len(X)} rows",
                           "Transform fewer rows per call.")
         module = self.net_.module_
-        return self._map_chunks(X, self.sequence_length,
+        return self._map_chunks(X, self.sequence_length_,
                                 (X.shape[0], self._n_features_out), np.float32,
                                 lambda x: module.latent_mean(x).flatten(1))
 
@@ -279,13 +286,13 @@ class _BaseVAE(ParamsMixin, RuntimeMixin, PersistenceMixin, TransformerMixin,
         """
         self._check_fitted()
         include_observed = check_bool("include_observed", include_observed)
-        if self.sequence_length < 2:
+        if self.sequence_length_ < 2:
             raise ValueError("predict_sequence forecasts the frames of a sequence after "
                              "the observed ones; this estimator has sequence_length=1.")
         t = self._encode_first_frames(_validation.first_frames(
-            self, X_observed, self.sequence_length - 1, "X_observed"))  # (n, k, n_latent)
+            self, X_observed, self.sequence_length_ - 1, "X_observed"))  # (n, k, n_latent)
         n, k, _ = t.shape
-        n_steps = self.sequence_length - k if n_steps is None else n_steps
+        n_steps = self.sequence_length_ - k if n_steps is None else n_steps
         if not is_int(n_steps) or n_steps < 1:
             raise ValueError(f"n_steps must be a positive integer; got {n_steps!r}.")
         frames = int(n_steps) + (k if include_observed else 0)
@@ -374,7 +381,7 @@ class _BaseVAE(ParamsMixin, RuntimeMixin, PersistenceMixin, TransformerMixin,
         self._check_fitted()
         if not is_int(n_samples) or n_samples < 1:
             raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}.")
-        S = self.sequence_length
+        S = self.sequence_length_
         check_output_size(
             n_samples * S * (self.n_features_per_frame_ + 3 * self._n_latent),
             f"sample({n_samples})", "Draw fewer sequences per call, e.g. in a loop with "
@@ -404,12 +411,12 @@ class _BaseVAE(ParamsMixin, RuntimeMixin, PersistenceMixin, TransformerMixin,
         """
         self._check_fitted()
         per_frame = self._latent_feature_names()
-        return np.asarray([f"frame{l}_{name}" for l in range(self.sequence_length)
+        return np.asarray([f"frame{l}_{name}" for l in range(self.sequence_length_)
                            for name in per_frame], dtype=object)
 
     @property
     def _n_features_out(self):
-        return self.sequence_length * self._n_latent
+        return self.sequence_length_ * self._n_latent
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -57,7 +57,7 @@ def resolve_frame_shape(est, n_features):
         raise ValueError(
             f"frame_shape={shape} has {math.prod(shape)} values, but a frame of X has "
             f"{n_features} (n_features_in_ / sequence_length = "
-            f"{n_features * est.sequence_length} / {est.sequence_length}).")
+            f"{n_features * est.sequence_length_} / {est.sequence_length_}).")
     if shape is None and "conv" in (est.encoder, est.decoder):
         raise ValueError(
             "encoder='conv' (or decoder='conv') needs frame_shape=(channels, height, "
@@ -96,11 +96,11 @@ def networks(est):
 
 def check_model_size(est, n_features):
     """Refuse models too large to allocate, before torch tries (and fails late)."""
-    batch_latent = est.batch_size * est.sequence_length * est._n_latent
+    batch_latent = est.batch_size * est.sequence_length_ * est._n_latent
     if batch_latent > _MAX_BATCH_LATENT_VALUES:
         raise ValueError(
             f"A training batch would hold {batch_latent:.3g} latent values per tensor "
-            f"(batch_size={est.batch_size} x sequence_length={est.sequence_length} "
+            f"(batch_size={est.batch_size} x sequence_length={est.sequence_length_} "
             f"x {est._n_latent} latent values per frame), more than "
             f"{_MAX_BATCH_LATENT_VALUES:.3g}: a step would need tens of GiB. Use a "
             "smaller batch_size or fewer latent dimensions.")

@@ -130,7 +130,9 @@ _ATTRIBUTES_DOC = """\
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of the features seen during fit, when ``X`` had string column names.
     n_features_per_frame_ : int
-        Features per frame, ``n_features_in_ // sequence_length``."""
+        Features per frame, ``n_features_in_ // sequence_length_``.
+    sequence_length_ : int
+        Frames per row: ``sequence_length``, or the number the input stated."""
 
 
 class TopographicVAE(_BaseVAE):
@@ -164,8 +166,11 @@ class TopographicVAE(_BaseVAE):
     capsule_dim : int or tuple of (int, int), default=18
         Units per capsule: an int ``D`` for a ring of ``D`` units, a pair
         ``(rows, cols)`` for a torus of ``rows x cols`` units (circular on both axes).
-    sequence_length : int, default=18
-        Frames per sequence (per row of ``X``). ``1`` gives an i.i.d. topographic VAE.
+    sequence_length : int or "auto", default="auto"
+        Frames per sequence (per row of ``X``). ``"auto"`` takes it from input that
+        states it (the output of :class:`SequenceTransformer`), so a Pipeline or a
+        grid search names it once, on the transformer; a plain array states nothing,
+        and needs an int here. ``1`` gives an i.i.d. topographic VAE.
     temporal_window : int, tuple of (int, int) or None, default=None
         ``L``: frames ``l - L .. l + L`` share their scale. ``0`` is the paper's
         "TVAE L=0" (no temporal coherence). ``None`` means ``sequence_length // 2``, the
@@ -255,7 +260,7 @@ class TopographicVAE(_BaseVAE):
         "u_mean_init": [Interval(Real, None, None, closed="neither")],
     }
 
-    def __init__(self, n_capsules=18, capsule_dim=18, sequence_length=18, *,
+    def __init__(self, n_capsules=18, capsule_dim=18, sequence_length="auto", *,
                  temporal_window=None, circular_time=True, capsule_window=3,
                  coherence="shifting",
                  likelihood="bernoulli", mu_init=30.0, center_decoder_input=True,
@@ -299,10 +304,9 @@ class TopographicVAE(_BaseVAE):
 
     _n_encoders = 2  # q(z|x) and q(u|x)
 
-    @property
-    def _temporal_window(self):
-        """``L`` (an int) or ``(past, future)``, checked against ``sequence_length``."""
-        window, S = self.temporal_window, self.sequence_length
+    def _temporal_window_for(self, S):
+        """``L`` (an int) or ``(past, future)``, checked against ``S`` frames."""
+        window = self.temporal_window
         if window is None:
             return S // 2
         if is_int(window):
@@ -329,7 +333,11 @@ class TopographicVAE(_BaseVAE):
     def _check_params(self):
         super()._check_params()
         _ = self._capsule_window_shape  # raises for a window that does not fit
-        _ = self._temporal_window
+        if self.sequence_length != "auto":
+            self._temporal_window_for(self.sequence_length)
+
+    def _check_sequence_params(self):
+        self._temporal_window_for(self.sequence_length_)
 
     @property
     def _capsule_shape(self):
@@ -430,8 +438,8 @@ class TopographicVAE(_BaseVAE):
 
     def _build_module(self, n_features):
         topography = Topography(
-            self.n_capsules, self._capsule_shape, self.sequence_length,
-            self._temporal_window, self._capsule_window_shape,
+            self.n_capsules, self._capsule_shape, self.sequence_length_,
+            self._temporal_window_for(self.sequence_length_), self._capsule_window_shape,
             shifting=self.coherence == "shifting", mu_init=self.mu_init,
             circular_time=self.circular_time)
         return TopographicVAEModule(n_features, self._n_latent, self.hidden_layer_sizes,
@@ -471,8 +479,9 @@ class VAE(_BaseVAE):
     ----------
     n_components : int, default=324
         Latent dimensions per frame (default: as many as the TVAE's 18 x 18 capsules).
-    sequence_length : int, default=1
-        Frames per row of ``X``.
+    sequence_length : int or "auto", default="auto"
+        Frames per row of ``X``: ``"auto"`` takes it from input that states it (the
+        output of :class:`SequenceTransformer`); a plain array is one frame a row.
 {_TRAINING_DOC}
 
     Attributes
@@ -508,7 +517,9 @@ class VAE(_BaseVAE):
         """A VAE cannot roll: every forecast frame is the last observed one's latent."""
         return np.repeat(t_observed[:, -1:], n_steps, axis=1)
 
-    def __init__(self, n_components=324, sequence_length=1, *, likelihood="bernoulli",
+    _plain_sequence_length = 1  # frames are independent: a plain row is one frame
+
+    def __init__(self, n_components=324, sequence_length="auto", *, likelihood="bernoulli",
                  hidden_layer_sizes=(512, 512), frame_shape=None, encoder="mlp",
                  decoder="mirror", n_importance_samples=10, batch_size=32,
                  max_epochs=20, lr=1e-3, optimizer="adam", callbacks=None,

@@ -182,7 +182,7 @@ class RuntimeMixin:
         so memory is bounded by the chunk, not by K.
         """
         module, device = self.net_.module_, self._module_device
-        K, S, n = self.n_importance_samples, self.sequence_length, self._n_latent
+        K, S, n = self.n_importance_samples, self.sequence_length_, self._n_latent
         k_step = max(1, self._frames_per_chunk() // S)
         chunks = [range(k, min(K, k + k_step)) for k in range(0, K, k_step)]
 
@@ -207,7 +207,7 @@ class RuntimeMixin:
         encoded together: ``(n, k, F)`` tensor -> ``(n, k, n_latent)``. For a TVAE
         the unseen frames' ``u`` is what the prior rewards (``Topography.observed``)."""
         module = self.net_.module_
-        return self._map_chunks(X, self.sequence_length,
+        return self._map_chunks(X, self.sequence_length_,
                                 (len(X), X.shape[1], self._n_latent), np.float32,
                                 lambda x: module.latent_mean(x, observed=True))
 

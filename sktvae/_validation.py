@@ -137,13 +137,13 @@ def sequences(estimator, X, reset, training=False):
             return _fresh_frames(estimator, X, reset)
         X = np.asarray(X)
     _check_3d(X, "X")
-    structure = _check_structure(estimator, X)
+    structure = _check_structure(estimator, X, reset)
     if reset:
         estimator._seen_frame_shape = structure[1] if structure else None
     X = validate_data(estimator, X, reset=reset, dtype=[np.float32, np.float16],
                       ensure_all_finite=False)
     _check_finite(X)
-    S = estimator.sequence_length
+    S = estimator.sequence_length_
     if X.shape[1] % S:
         raise ValueError(
             f"X has {X.shape[1]} features, which is not divisible by "
@@ -156,7 +156,7 @@ def sequences(estimator, X, reset, training=False):
 def _fresh_frames(estimator, X, reset):
     """Check sequences drawn afresh as ``sequences`` checks an array, without
     rendering them."""
-    _check_structure(estimator, X)
+    _check_structure(estimator, X, reset)
     if reset:
         estimator._seen_frame_shape = X.frame_shape
         estimator.n_features_in_ = X.shape[1]
@@ -191,7 +191,7 @@ def first_frames(estimator, X, max_frames, name="X"):
 def latents(estimator, T, name="X"):
     """Validate latents as :meth:`transform` returns them: ``(n, S, n_latent)``."""
     T = check_array(T, dtype=np.float32, input_name=name)
-    S, n = estimator.sequence_length, estimator._n_latent
+    S, n = estimator.sequence_length_, estimator._n_latent
     if T.shape[1] != S * n:
         raise ValueError(
             f"{name} has {T.shape[1]} features, but inverse_transform expects {S * n} "
@@ -200,17 +200,28 @@ def latents(estimator, T, name="X"):
     return _as_tensor(T, len(T), S, n)
 
 
-def _check_structure(estimator, X):
-    """Refuse rows that say they hold other frames than ``sequence_length`` cuts."""
+def _check_structure(estimator, X, reset=False):
+    """The frames per row: ``sequence_length_``, set when ``reset`` from
+    ``sequence_length`` or, with ``"auto"``, from what the input says it holds. Rows
+    that say they hold other frames than that are refused."""
     structure = frame_structure(X)
-    S = estimator.sequence_length
+    S = estimator.sequence_length if reset else estimator.sequence_length_
+    if S == "auto":
+        S = structure[0] if structure is not None else estimator._plain_sequence_length
+        if S is None:
+            raise ValueError(
+                f"sequence_length='auto' takes the number of frames from input that "
+                f"states it (SequenceTransformer's output); this X is a plain array, "
+                f"which does not: pass {type(estimator).__name__}(sequence_length=...), "
+                "the frames in a row (1 for single images).")
+    if reset:
+        estimator.sequence_length_ = int(S)
     if structure is None or structure[0] == S:
         return structure
     frames, shape = structure
     raise ValueError(
         f"X holds sequences of {frames} frames of shape {shape} (as SequenceTransformer "
         f"wrote them), but sequence_length={S} would cut each row into {S} frames of "
-        f"{X.shape[1] // S if S else 0} values. Set sequence_length={frames} here (in a "
-        f"grid search, search both together: [{{'<transformer>__sequence_length': "
-        f"[{frames}], '<vae>__sequence_length': [{frames}]}}, ...]), or pass "
+        f"{X.shape[1] // S if S else 0} values. Set sequence_length={frames} here, or "
+        f"sequence_length='auto' to take it from the input, or pass "
         f"np.asarray(X).reshape(-1, {math.prod(shape)}) to fit the frames one by one.")

@@ -70,7 +70,7 @@ def _capsules(estimator, X, capsule_shape):
     check_is_fitted(estimator, "net_")
     shape = _capsule_shape(estimator, capsule_shape)
     T = estimator.transform(X)
-    return T.reshape(len(T), estimator.sequence_length, *shape).astype(np.float64)
+    return T.reshape(len(T), estimator.sequence_length_, *shape).astype(np.float64)
 
 
 def _checked(values, name):
@@ -270,7 +270,7 @@ def roll_prediction_accuracy(estimator: _BaseVAE, X: ArrayLike, *, tolerance: in
     True
     """
     check_is_fitted(estimator, "net_")
-    S = estimator.sequence_length
+    S = estimator.sequence_length_
     if S < 2:
         raise ValueError("roll_prediction_accuracy needs sequences to roll through; "
                          "this estimator has sequence_length=1.")
@@ -364,7 +364,7 @@ def forecast_error(estimator: _BaseVAE, X: ArrayLike, n_observed: int) -> Bunch:
     (array([1, 2]), (2,), (2,))
     """
     check_is_fitted(estimator, "net_")
-    S = estimator.sequence_length
+    S = estimator.sequence_length_
     if S < 2:
         raise ValueError("forecast_error needs sequences to forecast; this estimator "
                          "has sequence_length=1.")
@@ -465,7 +465,7 @@ def capsule_roll_correlation(estimator: _BaseVAE, X: ArrayLike, shifts: ArrayLik
     >>> sorted(capsule_roll_correlation(tvae, X, groups=["x"] * 5 + ["y"] * 5))
     ['x', 'y']
     """
-    _needs_time(estimator.sequence_length, "CapCorr")
+    _needs_time(estimator.sequence_length_, "CapCorr")
     if method not in ("all_frames", "authors"):
         raise ValueError(f"method must be 'all_frames' or 'authors'; got {method!r}.")
     T = _checked(_capsules(estimator, X, capsule_shape), "The latents of X")
@@ -668,11 +668,11 @@ def _unit_responses(estimator, X, y):
     repeated for every frame of its sequence."""
     T = _activations(estimator, X)
     y = np.asarray(y)
-    n_rows = len(T) // estimator.sequence_length
+    n_rows = len(T) // estimator.sequence_length_
     if y.ndim != 1 or len(y) != n_rows:
         raise ValueError(f"y must hold one value per row of X ({n_rows} rows); got "
                          f"shape {y.shape}.")
-    return T, np.repeat(y, estimator.sequence_length)
+    return T, np.repeat(y, estimator.sequence_length_)
 
 
 def _target_kind(y, target_type):

@@ -115,7 +115,7 @@ def plot_capsule_roll(estimator: _BaseVAE, X: ArrayLike, image_shape: tuple[int,
     if not _is_int(n_sequences) or n_sequences < 1:
         raise ValueError(f"n_sequences must be a positive int; got {n_sequences!r}.")
     X = np.asarray(X, dtype=np.float32)[:n_sequences]
-    S = estimator.sequence_length
+    S = estimator.sequence_length_
     n_steps = S if n_steps is None else n_steps
     frames = X.reshape(len(X), S, -1)
     # frame 0's reconstruction, then its rolls by 1 .. n_steps - 1
@@ -184,7 +184,7 @@ def plot_forecast(estimator: _BaseVAE, X: ArrayLike, image_shape: tuple[int, int
     plt = _pyplot()
     if not _is_int(n_sequences) or n_sequences < 1:
         raise ValueError(f"n_sequences must be a positive int; got {n_sequences!r}.")
-    S = estimator.sequence_length
+    S = estimator.sequence_length_
     if not _is_int(n_observed) or not 1 <= n_observed < S:
         raise ValueError(f"n_observed must be an int in 1 .. sequence_length - 1 = "
                          f"{S - 1}; got {n_observed!r}.")
@@ -309,7 +309,7 @@ def plot_topographic_map(estimator: _BaseVAE, X: ArrayLike, *, sequence: int = 0
     (3, 2, 3)
     """
     plt = _pyplot()
-    S = estimator.sequence_length
+    S = estimator.sequence_length_
     shape = (estimator.n_capsules, *estimator._capsule_shape)
     T = estimator.transform(np.asarray(X)[sequence:sequence + 1]).reshape(S, *shape)
     if center:  # each capsule's mean over its units
@@ -629,7 +629,7 @@ def plot_samples(estimator: _BaseVAE, n_samples: int = 16,
     plt = _pyplot()
     shape = _image_shape(estimator, image_shape, n_channels)
     samples = estimator.sample(n_samples, random_state=random_state)
-    S = estimator.sequence_length
+    S = estimator.sequence_length_
     images = _as_images(samples.reshape(n_samples * S, -1), shape, n_channels)
     n_rows, n_cols = n_samples, S
     if S == 1:

@@ -193,6 +193,7 @@ def test_vae_scores_sum_over_frames(X):
     est = tiny_vae(sequence_length=4).fit(X)
     per_frame = VAE(**{**est.get_params(), "sequence_length": 1})
     per_frame.n_features_in_ = per_frame.n_features_per_frame_ = 6
+    per_frame.sequence_length_ = 1
     per_frame.net_ = est.net_
     per_frame._built_with = per_frame._architecture()
     # Different noise per frame position, so compare in expectation: large K.
@@ -255,10 +256,18 @@ def test_gaussian_likelihood_on_real_valued_data():
     assert "x_logvar" in dict(est.net_.module_.named_parameters())
 
 
+def built(est, n_features, S=18):
+    """The module an estimator builds for frames of ``n_features`` values in sequences
+    of ``S`` frames (where its sequence_length is "auto"), without fitting."""
+    est.sequence_length_ = S if est.sequence_length == "auto" else est.sequence_length
+    est.frame_shape_ = None
+    return est._build_module(n_features)
+
+
 def test_paper_sized_module_layers():
     """The paper's MNIST model: 2352 -> 972 -> 648 -> 2 x 324 per encoder, mirrored."""
     est = TopographicVAE(hidden_layer_sizes=(972, 648))
-    module = est._build_module(3 * 28 * 28)
+    module = built(est, 3 * 28 * 28)
     shapes = [tuple(p.shape) for n, p in module.encoder_z.named_parameters()
               if n.endswith("weight")]
     assert shapes == [(972, 2352), (648, 972), (648, 648)]
@@ -271,15 +280,15 @@ def test_decoder_input_is_centred_on_the_prior_mean_of_t():
     """t is fed to the decoder as t + mu_init / sqrt(n), n = terms of each window (here
     18 frames x 3 dims); the VAE's t = z is centred already and is not shifted."""
     t = torch.randn(5, 18 * 18)
-    centred = TopographicVAE(hidden_layer_sizes=(8,))._build_module(12)
+    centred = built(TopographicVAE(hidden_layer_sizes=(8,)), 12)
     assert centred.t_offset.item() == pytest.approx(-30.0 / np.sqrt(18 * 3))
     expected = centred.decoder(t + 30.0 / np.sqrt(54))
     torch.testing.assert_close(centred.decode(t), expected)
-    plain = TopographicVAE(hidden_layer_sizes=(8,), center_decoder_input=False,
-                           mu_init=5.0)._build_module(12)
+    plain = built(TopographicVAE(hidden_layer_sizes=(8,), center_decoder_input=False,
+                                 mu_init=5.0), 12)
     assert plain.t_offset.item() == 0.0
     torch.testing.assert_close(plain.decode(t), plain.decoder(t))
-    assert VAE(hidden_layer_sizes=(8,))._build_module(12).t_offset.item() == 0.0
+    assert built(VAE(hidden_layer_sizes=(8,)), 12).t_offset.item() == 0.0
 
 
 def test_u_mean_init_shifts_only_the_initial_mean_of_q_u():
@@ -288,8 +297,8 @@ def test_u_mean_init_shifts_only_the_initial_mean_of_q_u():
     modules = []
     for b in (0.0, 2.5):
         torch.manual_seed(0)
-        modules.append(TopographicVAE(2, 4, 4, hidden_layer_sizes=(8,),
-                                      u_mean_init=b)._build_module(6))
+        modules.append(built(TopographicVAE(2, 4, 4, hidden_layer_sizes=(8,),
+                                            u_mean_init=b), 6))
     plain, shifted = (dict(m.named_parameters()) for m in modules)
     for name, p in plain.items():
         if name != "encoder_u.net.2.bias":

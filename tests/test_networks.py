@@ -123,7 +123,7 @@ def test_a_custom_encoder_class_gets_the_documented_arguments(X):
     for shift in (0.0, 1.0):
         torch.manual_seed(0)
         unfitted = tiny_tvae(encoder=TinyResNet, u_mean_init=shift)
-        unfitted.frame_shape_ = None
+        unfitted.frame_shape_, unfitted.sequence_length_ = None, 4
         module = unfitted._build_module(6)
         biases.append(module.encoder_u.net.out.bias.detach())
     np.testing.assert_allclose((biases[1] - biases[0])[:n], 1.0, rtol=1e-6)

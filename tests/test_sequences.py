@@ -207,3 +207,35 @@ def test_integer_images_are_read_in_their_dtype_range():
         seq.fit_transform(mask)
     np.testing.assert_allclose(seq.fit_transform(mask.astype(bool)),
                                seq.fit_transform(mask.astype(np.float32)))
+
+
+def test_the_number_of_frames_is_named_once_in_a_pipeline_and_a_grid_search():
+    """sequence_length="auto" (the default) takes the number of frames from the
+    transformer's output; a plain array states none, and must say it."""
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import Pipeline
+
+    from sktvae import VAE, TopographicVAE
+    from sktvae.datasets import load_digits_images
+
+    images = load_digits_images(size=8, return_X_y=True)[0][:40]
+    tiny = dict(n_capsules=2, capsule_dim=4, hidden_layer_sizes=(8,), max_epochs=1,
+                random_state=0, temporal_window=1)
+    pipe = Pipeline([("seq", SequenceTransformer(sequence_length=4, image_shape=(8, 8),
+                                                 random_state=0)),
+                     ("tvae", TopographicVAE(**tiny))])
+    search = GridSearchCV(pipe, {"seq__sequence_length": [4, 6]}, cv=2).fit(images)
+    assert search.best_estimator_[-1].sequence_length_ == search.best_params_[
+        "seq__sequence_length"]
+    fitted = pipe.fit(images)[-1]
+    assert fitted.sequence_length == "auto" and fitted.sequence_length_ == 4
+    X4 = pipe[0].transform(images)
+    np.testing.assert_array_equal(fitted.transform(np.asarray(X4)), fitted.transform(X4))
+    X6 = SequenceTransformer(sequence_length=6, image_shape=(8, 8)).fit_transform(images)
+    with pytest.raises(ValueError, match="holds sequences of 6 frames"):
+        fitted.transform(X6)
+    with pytest.raises(ValueError, match="sequence_length='auto' takes the number of "
+                                         "frames from input that states it"):
+        TopographicVAE(**tiny).fit(np.asarray(X4))
+    assert VAE(n_components=2, hidden_layer_sizes=(8,), max_epochs=1).fit(
+        np.asarray(X4)).sequence_length_ == 1  # a VAE's plain row is one frame
