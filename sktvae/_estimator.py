@@ -299,8 +299,9 @@ class TopographicVAE(_BaseVAE):
         self.random_state = random_state
         self.verbose = verbose
         # skorch-style double-underscore parameters, kept apart from the named ones
-        # (scikit-learn's checks allow no other public attribute set in __init__)
-        self._kwargs = kwargs
+        # (scikit-learn's checks allow no other public attribute set in __init__); a
+        # name without "__" is a typo, refused at once
+        self._kwargs = _routed_kwargs(type(self), kwargs)
 
     _n_encoders = 2  # q(z|x) and q(u|x)
 
@@ -546,8 +547,9 @@ class VAE(_BaseVAE):
         self.random_state = random_state
         self.verbose = verbose
         # skorch-style double-underscore parameters, kept apart from the named ones
-        # (scikit-learn's checks allow no other public attribute set in __init__)
-        self._kwargs = kwargs
+        # (scikit-learn's checks allow no other public attribute set in __init__); a
+        # name without "__" is a typo, refused at once
+        self._kwargs = _routed_kwargs(type(self), kwargs)
 
     @property
     def _n_latent(self):
@@ -560,3 +562,20 @@ class VAE(_BaseVAE):
         return TopographicVAEModule(n_features, self.n_components,
                                     self.hidden_layer_sizes, self.likelihood,
                                     networks=_build.networks(self))
+
+
+def _routed_kwargs(cls, kwargs):
+    """``kwargs`` if each is a double-underscore parameter; a ``TypeError`` naming the
+    closest parameters for a name that is none (a typo such as ``n_capsule``)."""
+    import difflib
+
+    for key in kwargs:
+        if "__" not in key:
+            names = cls._get_param_names()
+            close = difflib.get_close_matches(key, names, n=3, cutoff=0.6)
+            raise TypeError(
+                f"{cls.__name__}.__init__() got an unexpected keyword argument {key!r}"
+                + (f"; did you mean {' or '.join(map(repr, close))}?" if close else ".")
+                + " Double-underscore parameters (optimizer__weight_decay=...) go to "
+                "the skorch net and the networks.")
+    return kwargs

@@ -13,7 +13,8 @@ import zipfile
 
 import torch
 from skorch import NeuralNet
-from skorch.callbacks import Callback
+from skorch.callbacks import Callback, PrintLog, ProgressBar
+from skorch.utils import Ansi
 from skorch.dataset import get_len
 from skorch.hf import AccelerateMixin
 
@@ -165,6 +166,12 @@ class TVAENet(NeuralNet):
         log_likelihood, kl = y_pred
         return self.criterion_(log_likelihood, kl)
 
+    def get_default_callbacks(self):
+        """skorch's, with a print log that writes plain text where the output is no
+        terminal (a log file, a pipe: skorch's colour codes would litter it)."""
+        return [(name, PlainPrintLog() if name == "print_log" else cb)
+                for name, cb in super().get_default_callbacks()]
+
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
         """skorch's epoch, but each batch's loss stays on the device until the epoch ends.
 
@@ -185,11 +192,14 @@ class TVAENet(NeuralNet):
         batches = self.history[-1]["batches"]
         first = len(batches)
         batch_count = 0
+        # A progress bar shows each batch's loss: then it is read at once (a wait).
+        shown = any(isinstance(cb, ProgressBar) for _, cb in self.callbacks_)
         try:
             for batch in iterator:
                 self.notify("on_batch_begin", batch=batch, training=training)
                 step = step_fn(batch, **fit_params)
-                self.history.record_batch(prefix + "_loss", step["loss"].detach())
+                loss = step["loss"].detach()
+                self.history.record_batch(prefix + "_loss", loss.item() if shown else loss)
                 self.history.record_batch(prefix + "_batch_size", get_len(
                     batch[0] if isinstance(batch, (tuple, list)) else batch))
                 self.notify("on_batch_end", batch=batch, training=training, **step)
@@ -259,6 +269,26 @@ class TVAENet(NeuralNet):
                                    f_criterion=f_criterion, f_history=f_history,
                                    checkpoint=checkpoint, use_safetensors=use_safetensors,
                                    **kwargs)
+
+
+class PlainPrintLog(PrintLog):
+    """skorch's ``PrintLog`` (``verbose=1``'s table of losses per epoch), which marks
+    an epoch's best values in colour on a terminal and with ``*`` elsewhere (a log
+    file, a pipe, a notebook cell's captured output)."""
+
+    def format_row(self, row, key, color):
+        text = super().format_row(row, key, color)
+        if isinstance(text, str) and color in text and not _colour_terminal(self.sink):
+            text = text.replace(color, "").replace(Ansi.ENDC.value, "") + "*"
+        return text
+
+
+def _colour_terminal(sink):
+    """Whether ``sink`` writes to a terminal that shows colour: ``print`` to a
+    standard output that is one."""
+    import sys
+
+    return sink is print and hasattr(sys.stdout, "isatty") and sys.stdout.isatty()
 
 
 def _check_readable(name, path):

@@ -219,6 +219,42 @@ def make_equivariance_scorer(*, center: bool = True,
     return scorer
 
 
+def log_likelihood_per_frame(estimator, X: ArrayLike, y: None = None) -> float:
+    """A scorer for ``GridSearchCV(scoring=...)``: held-out log-likelihood per frame.
+
+    ``score`` is the mean log-likelihood of a row, a whole sequence (as scikit-learn's
+    ``score`` is of a sample), which grows with the number of frames; this divides it
+    by ``sequence_length_``, so that models of different sequence lengths compare.
+
+    Parameters
+    ----------
+    estimator : TopographicVAE, VAE or a Pipeline ending in one
+        Fitted.
+    X : array-like of shape (n_samples, n_features)
+        Input of ``estimator`` (for a Pipeline, what its first step takes).
+    y : None
+        Ignored.
+
+    Returns
+    -------
+    score : float
+        Mean importance-sampled log p(x) per frame, in nats; greater is better.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktvae import VAE
+    >>> from sktvae.metrics import log_likelihood_per_frame
+    >>> X = np.random.default_rng(0).random((10, 4 * 6))
+    >>> vae = VAE(2, 4, hidden_layer_sizes=(8,), max_epochs=1, random_state=0).fit(X)
+    >>> bool(np.isclose(log_likelihood_per_frame(vae, X), vae.score(X) / 4))
+    True
+    """
+    final = estimator[-1] if hasattr(estimator, "steps") else estimator
+    _check_vae(final)
+    return float(np.mean(estimator.score_samples(X))) / final.sequence_length_
+
+
 def _frames(estimator, X):
     """``X`` validated as the estimator's input, as float32 frames ``(n, S, F)``."""
     return estimator._validate_sequences(X, reset=False).float().numpy()

@@ -239,3 +239,27 @@ def test_the_number_of_frames_is_named_once_in_a_pipeline_and_a_grid_search():
         TopographicVAE(**tiny).fit(np.asarray(X4))
     assert VAE(n_components=2, hidden_layer_sizes=(8,), max_epochs=1).fit(
         np.asarray(X4)).sequence_length_ == 1  # a VAE's plain row is one frame
+
+
+def test_a_per_frame_scorer_compares_sequence_lengths():
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import Pipeline
+
+    from sktvae import TopographicVAE
+    from sktvae.datasets import load_digits_images
+    from sktvae.metrics import log_likelihood_per_frame
+
+    images = load_digits_images(size=8, return_X_y=True)[0][:40]
+    pipe = Pipeline([("seq", SequenceTransformer(sequence_length=4, image_shape=(8, 8),
+                                                 random_state=0)),
+                     ("tvae", TopographicVAE(2, 4, hidden_layer_sizes=(8,), max_epochs=1,
+                                             temporal_window=1, random_state=0))])
+    search = GridSearchCV(pipe, {"seq__sequence_length": [2, 4]}, cv=2,
+                          scoring=log_likelihood_per_frame).fit(images)
+    for S, score in zip((2, 4), search.cv_results_["mean_test_score"]):
+        pipe.set_params(seq__sequence_length=S).fit(images[:20])
+        assert log_likelihood_per_frame(pipe, images[20:]) == pytest.approx(
+            pipe.score(images[20:]) / S)
+        assert -100 < score < 0  # nats per frame of 64 pixels, not per sequence
+    with pytest.raises(TypeError, match="fitted TopographicVAE or VAE"):
+        log_likelihood_per_frame(SequenceTransformer(), images)

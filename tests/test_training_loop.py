@@ -174,3 +174,27 @@ def test_the_batch_order_can_be_kept(X):
     batches = est.net_.get_iterator(est.net_.get_dataset(torch.from_numpy(X)), training=True)
     assert isinstance(batches, TensorBatches) and batches.shuffle is False
     assert tiny_tvae(max_epochs=1).fit(X).net_.iterator_train__shuffle is True
+
+
+def test_the_epoch_log_is_plain_text_in_a_pipe_and_a_progress_bar_shows_numbers(X):
+    from skorch.callbacks import ProgressBar
+
+    lines = []
+    tiny_tvae(max_epochs=3, verbose=1, callbacks__print_log__sink=lines.append).fit(X)
+    assert len(lines) == 5 and not any("\x1b[" in line for line in lines)
+    assert "*" in lines[2]  # the best loss, marked without colour
+
+    class Seen(ProgressBar):
+        def on_batch_end(self, net, **kwargs):
+            self.values = getattr(self, "values", []) + [
+                self._get_postfix_dict(net)["train_loss"]]
+
+        def on_epoch_begin(self, net, **kwargs):
+            pass
+
+        def on_epoch_end(self, net, **kwargs):
+            pass
+
+    est = tiny_tvae(callbacks=[Seen()]).fit(X)
+    values = dict(est.net_.callbacks_)["Seen"].values
+    assert values and all(type(v) is float for v in values)

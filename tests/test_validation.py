@@ -537,3 +537,15 @@ def test_every_tensor_that_affects_outputs_is_in_the_checksum(X):
         copy = type(est).__new__(type(est))
         with pytest.raises(ValueError, match="do not match the checksum"):
             copy.__setstate__(state)
+
+
+def test_a_misspelt_parameter_is_refused_at_construction_naming_the_closest():
+    from sktvae import VAE, TopographicVAE
+
+    with pytest.raises(TypeError, match="unexpected keyword argument 'n_capsule'; did "
+                                        "you mean 'n_capsules'"):
+        TopographicVAE(n_capsule=3)
+    with pytest.raises(TypeError, match="'n_component'; did you mean 'n_components'"):
+        VAE(n_component=3)
+    assert TopographicVAE(optimizer__weight_decay=1e-4).get_params()[
+        "optimizer__weight_decay"] == 1e-4
