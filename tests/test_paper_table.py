@@ -24,7 +24,10 @@ def fresh_accelerate_state():
     """accelerate keeps one process-wide state: an Accelerator built later would inherit
     this test's bfloat16 setting unless it is reset."""
     yield
-    from accelerate.state import AcceleratorState
+    try:
+        from accelerate.state import AcceleratorState
+    except ImportError:  # the distributed extra is not installed
+        return
     AcceleratorState._reset_state(reset_partial_state=True)
 
 
@@ -116,7 +119,9 @@ def test_held_out_elbo_is_float32_on_a_module_accelerate_prepared_for_bfloat16(
     float32, as every other measurement is, in one process and in several."""
     import copy
 
-    from accelerate import Accelerator
+    Accelerator = pytest.importorskip(
+        "accelerate", reason="the distributed extra: pip install -e '.[distributed]'"
+    ).Accelerator
 
     images = load_digits_images(size=28).data.reshape(-1, 28, 28)
     X = paper_table.sequences(images[:4], paper_table.FAMILIES, "random", seed=0)

@@ -263,3 +263,26 @@ def test_a_per_frame_scorer_compares_sequence_lengths():
         assert -100 < score < 0  # nats per frame of 64 pixels, not per sequence
     with pytest.raises(TypeError, match="fitted TopographicVAE or VAE"):
         log_likelihood_per_frame(SequenceTransformer(), images)
+
+
+def test_keep_frames_gives_the_observed_frames_a_pipelines_model_forecasts_from():
+    from sklearn.base import clone
+    from sklearn.pipeline import Pipeline
+
+    from sktvae import TopographicVAE
+    from sktvae.datasets import load_digits_images
+
+    images = load_digits_images(size=8, return_X_y=True)[0][:30]
+    pipe = Pipeline([("seq", SequenceTransformer(sequence_length=4, image_shape=(8, 8),
+                                                 random_state=0)),
+                     ("tvae", TopographicVAE(2, 4, hidden_layer_sizes=(8,), max_epochs=1,
+                                             temporal_window=1, random_state=0))])
+    pipe.fit(images)
+    whole = pipe[0].transform(images)
+    seen = clone(pipe[0]).set_params(keep_frames=2).fit(images).transform(images)
+    assert seen.sequence_length == 2
+    np.testing.assert_array_equal(seen, whole[:, :2 * 64])  # the same draw, cut short
+    forecast = pipe[-1].predict_sequence(seen)  # frames 2 and 3
+    assert forecast.shape == (30, 2 * 64)
+    with pytest.raises(ValueError, match="keep_frames=5 is more than"):
+        clone(pipe[0]).set_params(keep_frames=5).fit(images).transform(images)

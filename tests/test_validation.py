@@ -479,7 +479,9 @@ def test_skorch_checkpoint_and_load_init_state_through_callbacks(X, tmp_path):
 
 def test_training_through_accelerate_on_the_cpu(X, tmp_path, capsys):
     """skorch's AccelerateMixin path (accelerate's CPU mode) trains the same model."""
-    from accelerate import Accelerator
+    Accelerator = pytest.importorskip(
+        "accelerate", reason="the distributed extra: pip install -e '.[distributed]'"
+    ).Accelerator
 
     accelerated = tiny_tvae(accelerator=Accelerator(cpu=True), verbose=0, device="cpu",
                             optimizer=torch.optim.Adam).fit(X)
