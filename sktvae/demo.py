@@ -16,6 +16,7 @@ import numpy as np
 from .datasets import load_digits_images
 from .metrics import equivariance_error, roll_prediction_accuracy
 from ._estimator import VAE, TopographicVAE
+from ._runtime import check_device
 from ._sequences import SequenceTransformer
 
 SEQUENCE_LENGTH = 12
@@ -86,6 +87,10 @@ def main(argv=None):
     parser.add_argument("--quiet", action="store_true", help="no per-epoch log")
     parser.add_argument("--out", default="capsule_rolls.png", help="figure path")
     args = parser.parse_args(argv)
+    try:
+        check_device(args.device)
+    except ValueError as error:
+        parser.error(str(error))  # one line and exit status 2, not a traceback
     epochs = args.epochs or (1 if args.fast else 15)
     X_train, X_test = _build_data(n_images=60 if args.fast else None,
                                   random_state=args.seed)
@@ -112,7 +117,8 @@ def main(argv=None):
     except ImportError:
         print("matplotlib is not installed: no figure (pip install 'sktvae[plot]').")
         return results
-    fig = plot_capsule_roll(models["TVAE"], X_test, (16, 16), n_sequences=3).figure_
+    fig = plot_capsule_roll({"TVAE": models["TVAE"], "VAE": models["VAE"]}, X_test,
+                            (16, 16), n_sequences=3).figure_
     fig.savefig(args.out, dpi=120)
     print(f"Capsule rolls written to {args.out}")
     return results

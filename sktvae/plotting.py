@@ -77,12 +77,14 @@ def plot_capsule_roll(estimator: _BaseVAE, X: ArrayLike, image_shape: tuple[int,
     """Capsule traversals beside the true sequences.
 
     For each sequence: the true frames, then the frames decoded after encoding frame 0
-    alone and rolling its capsules by ``0, 1, 2, ...`` (``predict_sequence``).
+    alone and rolling its capsules by ``0, 1, 2, ...`` (``predict_sequence``), one row
+    per estimator.
 
     Parameters
     ----------
-    estimator : TopographicVAE
-        Fitted estimator.
+    estimator : TopographicVAE, VAE, or dict of them
+        Fitted; a dict ``{label: estimator}`` draws a row of each, labelled (a VAE's
+        "roll" repeats its reconstruction of frame 0: the contrast).
     X : array-like of shape (n_sequences, n_features)
         Sequences; the first ``n_sequences`` are shown.
     image_shape : tuple of int
@@ -97,8 +99,9 @@ def plot_capsule_roll(estimator: _BaseVAE, X: ArrayLike, image_shape: tuple[int,
     Returns
     -------
     display : Display
-        ``ax_`` holds two rows of panels per sequence, "true" and "rolled";
-        ``predicted`` the rolled frames ``(n_sequences, n_steps, n_features_per_frame)``.
+        ``ax_`` holds one row of panels per sequence for the truth and one per
+        estimator; ``predicted`` the rolled frames ``(n_sequences, n_steps,
+        n_features_per_frame)`` (a dict of them for a dict of estimators).
 
     Examples
     --------
@@ -114,31 +117,36 @@ def plot_capsule_roll(estimator: _BaseVAE, X: ArrayLike, image_shape: tuple[int,
     plt = _pyplot()
     if not _is_int(n_sequences) or n_sequences < 1:
         raise ValueError(f"n_sequences must be a positive int; got {n_sequences!r}.")
+    models = estimator if isinstance(estimator, dict) else {"rolled": estimator}
+    first = next(iter(models.values()))
     X = np.asarray(X, dtype=np.float32)[:n_sequences]
-    S = estimator.sequence_length_
+    S = first.sequence_length_
     n_steps = S if n_steps is None else n_steps
     frames = X.reshape(len(X), S, -1)
     # frame 0's reconstruction, then its rolls by 1 .. n_steps - 1
-    predicted = estimator.predict_sequence(frames[:, 0], max(n_steps - 1, 1),
-                                           include_observed=True)
-    predicted = predicted.reshape(len(X), -1, frames.shape[-1])[:, :n_steps]
-    true = _as_images(frames[:, :n_steps], image_shape, n_channels)
-    pred = _as_images(predicted, image_shape, n_channels)
-    fig, axes = plt.subplots(2 * len(X), n_steps, squeeze=False,
-                             figsize=(0.9 * n_steps, 1.9 * len(X)))
+    predicted = {label: est.predict_sequence(frames[:, 0], max(n_steps - 1, 1),
+                                             include_observed=True).reshape(
+                     len(X), -1, frames.shape[-1])[:, :n_steps]
+                 for label, est in models.items()}
+    rows = [("true", _as_images(frames[:, :n_steps], image_shape, n_channels))]
+    rows += [(label, _as_images(p, image_shape, n_channels)) for label, p in predicted.items()]
+    per = len(rows)
+    fig, axes = plt.subplots(per * len(X), n_steps, squeeze=False,
+                             figsize=(0.9 * n_steps, 0.95 * per * len(X) + 0.4))
     for i in range(len(X)):
-        for k in range(n_steps):
-            for row, images in ((2 * i, true), (2 * i + 1, pred)):
-                ax = axes[row, k]
+        for r, (label, images) in enumerate(rows):
+            for k in range(n_steps):
+                ax = axes[per * i + r, k]
                 ax.imshow(images[i, k], cmap="gray", vmin=0, vmax=1)
                 ax.set_xticks([])
                 ax.set_yticks([])
-        axes[2 * i, 0].set_ylabel("true", fontsize=8)
-        axes[2 * i + 1, 0].set_ylabel("rolled", fontsize=8)
+            axes[per * i + r, 0].set_ylabel(label, fontsize=8)
     for k in range(n_steps):
         axes[0, k].set_title(str(k), fontsize=8)
+    fig.supxlabel("frame k of the sequence / frame 0's capsules rolled by k", fontsize=9)
     fig.tight_layout(pad=0.2)
-    return Display(fig, axes, predicted=predicted)
+    return Display(fig, axes, predicted=predicted if isinstance(estimator, dict)
+                   else predicted["rolled"])
 
 
 def plot_forecast(estimator: _BaseVAE, X: ArrayLike, image_shape: tuple[int, int],

@@ -33,3 +33,13 @@ def test_plots(X):
 
     with pytest.raises(ValueError, match="labels has 1 entries for 2 estimators"):
         plot_training_curves(tvae, tvae, labels=["only one"])
+
+
+def test_capsule_rolls_of_several_models_one_row_each(X):
+    tvae, vae = tiny_tvae().fit(X), tiny_vae().fit(X)
+    display = plot_capsule_roll({"TVAE": tvae, "VAE": vae}, X, (2, 3), n_sequences=2)
+    assert display.ax_.shape == (2 * 3, 4)
+    assert [display.ax_[r, 0].get_ylabel() for r in range(3)] == ["true", "TVAE", "VAE"]
+    assert display.figure_._supxlabel.get_text().startswith("frame k")
+    np.testing.assert_allclose(display.predicted["VAE"].reshape(2, -1),
+                               vae.predict_sequence(X[:2, :6], include_observed=True))
