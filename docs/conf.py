@@ -77,3 +77,7 @@ html_theme = "pydata_sphinx_theme"
 html_title = "sktvae"
 html_static_path = ["_static"]
 html_theme_options = {"show_toc_level": 2}
+html_css_files = ["custom.css"]
+# No left sidebar: its "Section Navigation" is empty on most pages and took a third of
+# the width; the top bar and each page's own contents (right) navigate.
+html_sidebars = {"**": []}

@@ -12,8 +12,6 @@ used as the score instead (``make_equivariance_scorer``).
 in 3 folds, then the refit; about 20 seconds on 2 CPU cores.*
 """
 
-import os
-
 import pandas as pd
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
@@ -22,24 +20,34 @@ from sktvae import SequenceTransformer, TopographicVAE
 from sktvae.datasets import load_digits_images
 from sktvae.metrics import make_equivariance_scorer
 
-# SKTVAE_EXAMPLES_FAST=1 shrinks the budget to a smoke test (80 digits, a fifteenth of
-# the epochs), as the test suite runs it: too little for the effect to show.
+N_IMAGES = None  # None: all 1797 digits
+EPOCHS = 15
+# sphinx_gallery_start_ignore
+# The test suite runs every example at a smoke-test size (too small for the
+# effect to show): SKTVAE_EXAMPLES_FAST=1, set by it and by conf.py on request.
+import os  # noqa: E402
+
 FAST = os.environ.get("SKTVAE_EXAMPLES_FAST", "0") not in ("", "0")
-N_IMAGES = 80 if FAST else None  # None: all 1797 digits
-EPOCHS = 1 if FAST else 15
+if FAST:
+    N_IMAGES, EPOCHS = 80, 1
+# sphinx_gallery_end_ignore
 
 S = 8
 X, _ = load_digits_images(size=12, padding=2, return_X_y=True)
 pipe = Pipeline([
     ("seq", SequenceTransformer("rotation", sequence_length=S, image_shape=(16, 16),
                                 random_state=0)),
-    ("tvae", TopographicVAE(n_capsules=S, capsule_dim=S, sequence_length=S,
-                            hidden_layer_sizes=(256, 256),
+    ("tvae", TopographicVAE(n_capsules=S, capsule_dim=S, hidden_layer_sizes=(256, 256),
                             max_epochs=max(1, EPOCHS // 3), random_state=0)),
 ])
 grid = {"tvae__coherence": ["shifting", "stationary"],
-        "tvae__temporal_window": [0, 2] if FAST else [0, 2, 4]}
-search = GridSearchCV(pipe, grid, cv=2 if FAST else 3,
+        "tvae__temporal_window": [0, 2, 4]}
+CV = 3
+# sphinx_gallery_start_ignore
+if FAST:
+    grid["tvae__temporal_window"], CV = [0, 2], 2
+# sphinx_gallery_end_ignore
+search = GridSearchCV(pipe, grid, cv=CV,
                       scoring={"log_likelihood": None,
                                "equivariance": make_equivariance_scorer()},
                       refit="log_likelihood")

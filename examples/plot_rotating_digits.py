@@ -10,8 +10,6 @@ alone. This is what "equivariant capsules" means in practice.
 about 20 seconds on 2 CPU cores.*
 """
 
-import os
-
 import matplotlib.pyplot as plt
 
 from sktvae import SequenceTransformer, TopographicVAE
@@ -19,11 +17,17 @@ from sktvae.datasets import load_digits_images
 from sktvae.metrics import equivariance_error, roll_prediction_accuracy
 from sktvae.plotting import plot_capsule_roll, plot_topographic_map
 
-# SKTVAE_EXAMPLES_FAST=1 shrinks the budget to a smoke test (80 digits, a fifteenth of
-# the epochs), as the test suite runs it: too little for the effect to show.
+N_IMAGES = None  # None: all 1797 digits
+EPOCHS = 15
+# sphinx_gallery_start_ignore
+# The test suite runs every example at a smoke-test size (too small for the
+# effect to show): SKTVAE_EXAMPLES_FAST=1, set by it and by conf.py on request.
+import os  # noqa: E402
+
 FAST = os.environ.get("SKTVAE_EXAMPLES_FAST", "0") not in ("", "0")
-N_IMAGES = 80 if FAST else None  # None: all 1797 digits
-EPOCHS = 1 if FAST else 15
+if FAST:
+    N_IMAGES, EPOCHS = 80, 1
+# sphinx_gallery_end_ignore
 
 S = 12  # frames per sequence: one turn in 30-degree steps
 X, _ = load_digits_images(size=12, padding=2, return_X_y=True)  # 16 x 16 images

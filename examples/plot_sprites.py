@@ -16,8 +16,6 @@ longer, on 64 x 64 frames.
 on 2 CPU cores.*
 """
 
-import os
-
 import matplotlib.pyplot as plt
 
 from sktvae import TopographicVAE
@@ -25,11 +23,17 @@ from sktvae.datasets import make_sprite_sequences
 from sktvae.metrics import capsule_roll_correlation, roll_prediction_accuracy
 from sktvae.plotting import plot_capsule_roll
 
-# SKTVAE_EXAMPLES_FAST=1 shrinks the budget to a smoke test (60 sequences, one epoch),
-# as the test suite runs it: too little for the effect to show.
+N_TRAIN = 1200
+EPOCHS = 12
+# sphinx_gallery_start_ignore
+# The test suite runs every example at a smoke-test size (too small for the
+# effect to show): SKTVAE_EXAMPLES_FAST=1, set by it and by conf.py on request.
+import os  # noqa: E402
+
 FAST = os.environ.get("SKTVAE_EXAMPLES_FAST", "0") not in ("", "0")
-N_TRAIN = 60 if FAST else 1200
-EPOCHS = 1 if FAST else 12
+if FAST:
+    N_TRAIN, EPOCHS = 60, 1
+# sphinx_gallery_end_ignore
 
 S, SIZE = 15, 32
 X_train, _ = make_sprite_sequences(N_TRAIN, S, image_size=SIZE, random_state=0)

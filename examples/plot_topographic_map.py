@@ -15,8 +15,6 @@ sevens and eights) get no unit of their own. On all of MNIST every class does
 seconds on 2 CPU cores.*
 """
 
-import os
-
 import matplotlib.pyplot as plt
 
 from sktvae import VAE, TopographicVAE
@@ -24,11 +22,17 @@ from sktvae.datasets import load_digits_images
 from sktvae.metrics import selectivity_summary
 from sktvae.plotting import plot_class_selectivity, plot_max_activating, plot_samples
 
-# SKTVAE_EXAMPLES_FAST=1 shrinks the budget to a smoke test (80 digits, a fifteenth of
-# the epochs), as the test suite runs it: too little for the effect to show.
+N_IMAGES = None  # None: all 1797 digits
+EPOCHS = 15
+# sphinx_gallery_start_ignore
+# The test suite runs every example at a smoke-test size (too small for the
+# effect to show): SKTVAE_EXAMPLES_FAST=1, set by it and by conf.py on request.
+import os  # noqa: E402
+
 FAST = os.environ.get("SKTVAE_EXAMPLES_FAST", "0") not in ("", "0")
-N_IMAGES = 80 if FAST else None  # None: all 1797 digits
-EPOCHS = 1 if FAST else 15
+if FAST:
+    N_IMAGES, EPOCHS = 80, 1
+# sphinx_gallery_end_ignore
 
 X, y = load_digits_images(size=16, return_X_y=True)  # 16 x 16 digits in [0, 1]
 X, y = X[:N_IMAGES], y[:N_IMAGES]

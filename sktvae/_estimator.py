@@ -20,101 +20,67 @@ from ._topography import Topography
 _TRAINING_DOC = """\
     likelihood : {"bernoulli", "gaussian"}, default="bernoulli"
         ``"bernoulli"`` for data in [0, 1] such as pixel intensities (the paper's);
-        ``"gaussian"`` for real-valued data, with a learned per-feature variance.
+        ``"gaussian"`` for real-valued data of any scale, with a learned per-feature
+        variance.
     hidden_layer_sizes : tuple of int, default=(512, 512)
         Hidden sizes of each encoder MLP (ReLU); the decoder mirrors them. The paper's
-        MNIST model is ``(972, 648)``; the default trains several times faster on a CPU.
-        Used by ``encoder="mlp"`` (and by the MLP decoder of a custom encoder).
+        MNIST model is ``(972, 648)``.
     frame_shape : tuple of 3 int or None, default=None
-        ``(channels, height, width)`` of one frame, its features in row-major CHW order
-        (as :class:`SequenceTransformer` writes them); one entry may be ``-1``, inferred
-        from the features as numpy's ``reshape`` does (``(1, 1, -1)``: a 1-D signal of
-        any length). ``None`` treats frames as flat vectors, or takes the shape from a
-        :class:`SequenceArray`. Needed by ``encoder="conv"``; checked against the
-        features per frame at fit.
+        ``(channels, height, width)`` of a frame (row-major), one entry possibly ``-1``
+        as in numpy's ``reshape``. Needed by ``encoder="conv"``; ``None`` takes it from
+        :class:`SequenceTransformer`'s output or treats frames as flat vectors.
     encoder : {"mlp", "conv"} or torch.nn.Module subclass, default="mlp"
-        The network of q(z|x) and q(u|x) (each its own copy). ``"conv"``: strided
-        convolutions (kernel 4, stride 2, ReLU; ``encoder__channels``, default
-        ``(32, 64, 128)``), each halving height and width (an axis down to one value
-        stays), and a linear layer. A class is built as
-        ``encoder(n_features, n_outputs, frame_shape, **encoder__params)`` and maps
-        flat frames ``(N, n_features)`` to ``(N, n_outputs)`` (the latents' means, then
-        their log-variances); checked on two frames when the model is built.
+        The network of q(z|x) and q(u|x). ``"conv"`` is strided convolutions
+        (``encoder__channels``); a class is built as ``encoder(n_features, n_outputs,
+        frame_shape, **encoder__params)`` and maps ``(N, n_features)`` to ``(N,
+        n_outputs)`` (means, then log-variances).
     decoder : {"mirror", "mlp", "conv"} or torch.nn.Module subclass, default="mirror"
-        The network of p(x|t): ``"mirror"`` mirrors ``"mlp"`` or ``"conv"`` (and is the
-        MLP for a custom encoder). A class is built as ``decoder(n_latent, n_features,
-        frame_shape, **decoder__params)`` and maps ``(N, n_latent)`` to ``(N,
-        n_features)`` (logits or means).
+        The network of p(x|t): ``"mirror"`` mirrors the encoder (an MLP for a custom
+        encoder); a class is built as ``decoder(n_latent, n_features, frame_shape,
+        **decoder__params)``.
     n_importance_samples : int, default=10
         Samples per sequence of the importance-sampled log-likelihood
         (:meth:`score_samples`), as in the paper.
     batch_size : int, default=32
-        Sequences per gradient step (each has ``sequence_length`` frames). On MNIST
-        sequences 32 learned as well per epoch as 16 and trained 10% faster (larger
-        matrix products); see "What we learned" in the documentation.
+        Sequences per gradient step.
     max_epochs : int, default=20
-        Passes over the training data. Twenty epochs of a few thousand sequences take
-        minutes on a CPU; on the embedded digits the equivariance measures stop
-        improving after about ten.
+        Passes over the training data.
     lr : float, default=1e-3
-        Learning rate. With Adam, 1e-3 and 3e-4 learned alike in the convergence study;
-        3e-3 settled in clearly worse optima.
+        Learning rate (the one setting with skorch's ``optimizer__lr``).
     optimizer : {"adam", "adamw", "sgd"} or torch.optim.Optimizer subclass, \
 default="adam"
-        Adam learns in a few epochs on a CPU; ``"sgd"`` is the paper's setting (SGD
-        with momentum 0.9, which needs ``lr=1e-4`` and many more epochs). The named
-        Adam variants use torch's fused implementation on CPU and CUDA (several times
-        faster updates, the same result up to float rounding); pass
-        ``torch.optim.Adam`` itself for the unfused one.
+        The named ones run torch's fused update on CPU and CUDA; ``"sgd"`` is the
+        paper's (momentum 0.9, ``lr=1e-4``, many more epochs). Pass a class, such as
+        ``torch.optim.Adam``, for anything else.
     callbacks : list of skorch callbacks or None, default=None
-        Extra skorch callbacks, or ``(name, callback)`` pairs; copied at fit.
-        ``EarlyStopping`` and ``Checkpoint`` monitor the validation loss by default,
-        which needs ``train_split``; with ``train_split=None`` they are refused at
-        fit unless told to monitor the training loss (``EarlyStopping(monitor=
-        "train_loss")``, ``Checkpoint(monitor="train_loss_best")``).
+        Extra skorch callbacks, or ``(name, callback)`` pairs; copied at fit. Those
+        that monitor a validation loss need ``train_split``.
     train_split : callable or None, default=None
         A skorch split such as ``skorch.dataset.ValidSplit(0.2)`` to record a
         validation loss each epoch; ``None`` trains on all of ``X``.
     device : str or torch.device, default="cpu"
         Where the model trains and runs, e.g. ``"cuda"``.
     precision : {"float32", "bfloat16", "auto"}, default="float32"
-        Arithmetic of the encoders and decoder while training: ``"bfloat16"`` runs
-        them under autocast (1.9x the float32 speed of the paper's model on a CPU
-        with AMX; emulated, 15x slower, on one without bfloat16 units); ``"auto"``
-        picks it where the device runs bfloat16 natively (AMX or AVX-512 BF16 CPUs,
-        GPUs that support it) and float32 elsewhere (``precision_`` says which). The
-        topography, the likelihood and every inference method (``transform``,
-        ``score_samples``, the metrics) stay float32. The same seed gives the same
-        fit per precision.
+        Arithmetic of the encoders and decoder while training; ``"auto"`` takes
+        bfloat16 where the device runs it natively (``precision_`` says which).
+        Inference is always float32.
     accelerator : accelerate.Accelerator or None, default=None
-        Train through Hugging Face accelerate (skorch's ``AccelerateMixin``): data
-        parallel over several GPUs or processes, mixed precision. The accelerator then
-        places the model and ``device`` is not used for training. Needs
-        ``pip install accelerate``; persist such models with
-        ``net_.save_params`` / ``net_.load_params``.
+        Train through Hugging Face accelerate (several GPUs or processes, mixed
+        precision); the accelerator then places the model.
     warm_start : bool, default=False
-        If True, :meth:`fit` continues from the current parameters (and from where
-        training left ``random_state``'s stream, as :meth:`partial_fit` does). Training
-        parameters changed by ``set_params`` (``lr``, ``optimizer``, ``batch_size``,
-        ``train_split``, ``callbacks``, ``verbose``, ``device``, ``precision``, the
-        routed ones) take effect on the next such call; a changed architecture is
-        refused until ``fit`` with ``warm_start=False`` rebuilds the model.
+        If True, :meth:`fit` continues from the fitted model, as :meth:`partial_fit`
+        does: training parameters changed since take effect, a changed architecture
+        is refused.
     random_state : int, RandomState instance or None, default=None
-        Seeds initialisation, batching and sampling noise (and the noise of
-        :meth:`score_samples`). The global torch RNG is left untouched.
+        Seeds initialisation, batching, sampling noise and :meth:`score_samples`'
+        noise; the global torch RNG is left untouched.
     verbose : int, default=0
-        ``1`` prints skorch's table of losses per epoch.
+        ``1`` prints a table of losses per epoch.
     **kwargs
-        skorch's double-underscore parameters, passed to the skorch net as skorch
-        routes them: ``optimizer__weight_decay=1e-4``, ``optimizer__betas=(0.9,
-        0.99)``, ``iterator_train__num_workers=2``, ``iterator_valid__batch_size=256``,
-        ``callbacks__print_log__sink=print`` (a callback by its name: skorch's
-        ``epoch_timer``, ``train_loss``, ``print_log``, sktvae's
-        ``stop_on_non_finite``, or the name given in a ``(name, callback)`` pair).
-        Listed by ``get_params``, settable by ``set_params`` and ``GridSearchCV``; set
-        after fit, they take effect on the next ``partial_fit`` or warm-start ``fit``.
-        ``optimizer__lr`` must agree with ``lr``; a callback name that is no callback,
-        and other prefixes, are refused."""
+        skorch's double-underscore parameters (``optimizer__weight_decay=1e-4``,
+        ``iterator_valid__batch_size=256``, ``callbacks__print_log__sink=print``) and
+        the networks' (``encoder__channels=(32, 64)``), settable by ``set_params`` and
+        ``GridSearchCV``. A name without ``__`` is refused at once."""
 
 _ATTRIBUTES_DOC = """\
     net_ : TVAENet
@@ -167,57 +133,32 @@ class TopographicVAE(_BaseVAE):
         Units per capsule: an int ``D`` for a ring of ``D`` units, a pair
         ``(rows, cols)`` for a torus of ``rows x cols`` units (circular on both axes).
     sequence_length : int or "auto", default="auto"
-        Frames per sequence (per row of ``X``). ``"auto"`` takes it from input that
-        states it (the output of :class:`SequenceTransformer`), so a Pipeline or a
-        grid search names it once, on the transformer; a plain array states nothing,
-        and needs an int here. ``1`` gives an i.i.d. topographic VAE.
+        Frames per row of ``X``. ``"auto"`` takes it from :class:`SequenceTransformer`'s
+        output, so a Pipeline names it once; a plain array needs an int. ``1`` gives an
+        i.i.d. topographic VAE.
     temporal_window : int, tuple of (int, int) or None, default=None
-        ``L``: frames ``l - L .. l + L`` share their scale. ``0`` is the paper's
-        "TVAE L=0" (no temporal coherence). ``None`` means ``sequence_length // 2``, the
-        whole cycle, the paper's "TVAE L=S/2". Measured on MNIST sequences of one
-        transformation, ``L=S/2`` gives the best likelihood and rolls of single frames
-        (0.997 on rotation; ``L=2``: 0.983; ``benchmarks/README.md``). At most
-        ``sequence_length // 2``; for even lengths the window at ``L = S/2`` covers the
-        ``S`` frames once. A pair ``(past, future)`` shares the scale of frames
-        ``l - past .. l + future``: ``(L, 0)`` is causal (a frame's latent depends on no
-        later frame, as in the authors' predictive-coding follow-up); ``past + future``
-        is at most ``sequence_length - 1``.
+        ``L``: frames ``l - L .. l + L`` share their scale; ``0`` is the paper's "TVAE
+        L=0", ``None`` the whole cycle (``sequence_length // 2``). A pair ``(past,
+        future)`` is lopsided, ``(L, 0)`` causal.
     circular_time : bool, default=True
-        Whether a sequence is one whole cycle of its transformation, so that its last
-        frame neighbours its first (the paper's sequences), or has two ends: then a
-        window stops at them (frames beyond an end are absent), and a causal window
-        never draws on frames that come later.
+        Whether a sequence is one cycle, its last frame beside its first (the
+        paper's); ``False`` stops windows at the ends.
     capsule_window : int or tuple of (int, int), default=3
-        ``K`` (odd): neighbouring capsule units that share their scale. On a torus, a
-        pair ``(k_rows, k_cols)`` of odd sizes, or one int for the square window
-        ``(K, K)`` (as ``torch.nn.Conv2d``'s ``kernel_size``). A window may be as wide
-        as its axis, not wider. A ring has one axis, so it takes an int only.
+        ``K`` (odd): neighbouring capsule units that share their scale; on a torus a
+        pair ``(k_rows, k_cols)``, or one int for a square window.
     coherence : {{"shifting", "stationary"}}, default="shifting"
         ``"shifting"`` is the TVAE; ``"stationary"`` is the paper's BubbleVAE.
     mu_init : float, default=30.0
-        Initial value of the learned scalar ``mu`` (the reference code's value). It
-        decides which latent carries a frame's information: with 30 it is ``u``, whose
-        shifted windows make the capsules roll; with 0 to 5 it is ``z``, and the
-        capsules are no more equivariant than a VAE's ("What we learned" in the
-        documentation).
+        Initial value of the learned scalar ``mu`` (the reference value). Large values
+        route a frame's information through ``u``, whose shifted windows make the
+        capsules roll.
     center_decoder_input : bool, default=True
-        Subtract ``-mu_init / sqrt(n)``, about the prior mean of t at initialisation
-        (``n`` terms in each window), from t before the decoder. The decoder's first
-        layer absorbs a constant shift, so the model and its t are unchanged; but with
-        ``mu_init=30`` every t sits near ``-4`` with small variations, and centring
-        the decoder's input trains it much faster (LeCun's case for centred inputs;
-        measured in "What we learned" in the documentation). ``False`` is the
-        reference code's decoder.
+        Feed the decoder ``t`` minus its prior mean at initialisation, a shift the
+        model absorbs, which trains faster; ``False`` is the reference code's decoder.
     u_mean_init : float, default=1.0
-        Where q(u|x)'s mean starts: added to the initial bias of the u-encoder's mean
-        output. t depends on u only through ``u^2``, so ``u`` and ``-u`` give the same
-        t; started near 0, features that change sign under a transformation (rotating
-        a digit by 180 degrees) are squared away, and the capsules learn patterns of
-        period ``capsule_dim / 2`` that cannot tell such frames apart. Started at 1,
-        ``u^2`` follows the encoder's output to first order. Measured on rotating
-        MNIST ("What we learned"): TVAE L=S/2 roll accuracy 0.50 with 0, 0.997
-        with 1. ``0`` is the reference code's initialisation. The prior draws the mean
-        back towards 0 during training; the model and its objective are unchanged.
+        Added to the initial bias of q(u|x)'s mean, so that ``u^2`` follows the
+        encoder from the start (``t`` sees only ``u^2``); ``0`` is the reference
+        code's initialisation.
 {_TRAINING_DOC}
 
     Attributes
