@@ -23,8 +23,10 @@ def test_readme_commands_are_what_ci_runs():
 
     root = Path(__file__).parents[1]
     text = (root / "README.md").read_text()
-    block = re.search(r"## Install and check.*?```bash\n(.*?)```", text, flags=re.S)
-    commands = [line.split("#")[0].strip() for line in block.group(1).splitlines()]
+    section = text.split("## Install and check")[1].split("\n## ")[0]
+    torch_lines, block = re.findall(r"```bash\n(.*?)```", section, flags=re.S)
+    assert "whl/cpu" in torch_lines and "whl/cu" in torch_lines  # one line per build
+    commands = [line.split("#")[0].strip() for line in block.splitlines()]
     install, demo, tests = [c for c in commands if c]
     extras = re.fullmatch(r'pip install -e "\.\[([a-z,]+)\]"', install).group(1).split(",")
     project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
