@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from numbers import Real
 
 import numpy as np
 import torch
@@ -185,6 +186,7 @@ def equivariance_error(estimator: _BaseVAE, X: ArrayLike, *, center: bool = Fals
     >>> equivariance_error(tvae, X) >= 0
     True
     """
+    _check_vae(estimator)
     return equivariance_error_from_latents(_capsules(estimator, X, capsule_shape), center)
 
 
@@ -305,6 +307,7 @@ def roll_prediction_accuracy(estimator: _BaseVAE, X: ArrayLike, *, tolerance: in
     >>> 0 <= roll_prediction_accuracy(vae, X) <= 1
     True
     """
+    _check_vae(estimator)
     check_is_fitted(estimator, "net_")
     S = estimator.sequence_length_
     if S < 2:
@@ -399,6 +402,7 @@ def forecast_error(estimator: _BaseVAE, X: ArrayLike, n_observed: int) -> Bunch:
     >>> errors.horizon, errors.mse.shape, errors.mse_repeat_last.shape
     (array([1, 2]), (2,), (2,))
     """
+    _check_vae(estimator)
     check_is_fitted(estimator, "net_")
     S = estimator.sequence_length_
     if S < 2:
@@ -501,6 +505,7 @@ def capsule_roll_correlation(estimator: _BaseVAE, X: ArrayLike, shifts: ArrayLik
     >>> sorted(capsule_roll_correlation(tvae, X, groups=["x"] * 5 + ["y"] * 5))
     ['x', 'y']
     """
+    _check_vae(estimator)
     _needs_time(estimator.sequence_length_, "CapCorr")
     if method not in ("all_frames", "authors"):
         raise ValueError(f"method must be 'all_frames' or 'authors'; got {method!r}.")
@@ -519,6 +524,12 @@ def capsule_roll_correlation(estimator: _BaseVAE, X: ArrayLike, shifts: ArrayLik
     if shifts.shape != (n, S):
         raise ValueError(f"shifts must have shape (n_sequences, sequence_length) = "
                          f"{(n, S)}; got {shifts.shape}.")
+    if shifts.dtype.kind not in "iuf" or (shifts.dtype.kind == "f" and not (
+            np.isfinite(shifts).all() and (shifts == np.round(shifts)).all())):
+        raise ValueError("shifts must be whole numbers of capsule steps (finite); got "
+                         f"dtype {shifts.dtype}"
+                         + (" with non-finite or fractional values."
+                            if shifts.dtype.kind == "f" else "."))
     rolls = observed_rolls(T, per_capsule=per_capsule)  # (n, S) or (n, S, C)
     return _grouped(_roll_correlation, shifts, rolls, groups)
 
@@ -527,12 +538,39 @@ def _grouped(correlation, shifts, rolls, groups):
     """``correlation(shifts, rolls)``, or a dict of it within each group."""
     if groups is None:
         return correlation(shifts, rolls)
-    groups = np.asarray(groups)
-    if groups.shape != (len(shifts),):
-        raise ValueError(f"groups must hold one label per sequence, shape "
-                         f"({len(shifts)},); got {groups.shape}.")
+    groups = _labels("groups", groups, len(shifts))
     return {label: correlation(shifts[groups == label], rolls[groups == label])
             for label in np.unique(groups).tolist()}  # plain Python labels
+
+
+def _labels(name, labels, n):
+    """One label a row, all of one kind (numbers or strings), none missing: ``1`` and
+    ``"1"`` must not pass for one group, nor NaN or None for one."""
+    values = np.asarray(labels, dtype=object) if not isinstance(labels, np.ndarray) \
+        else labels
+    if values.shape != (n,):
+        raise ValueError(f"{name} must hold one label per sequence, shape ({n},); got "
+                         f"{np.shape(labels)}.")
+    kinds = {("text" if isinstance(v, (str, np.str_)) else "number"
+              if isinstance(v, (Real, np.number)) and not isinstance(v, (bool, np.bool_))
+              else type(v).__name__) for v in values.tolist()}
+    missing = any(v is None or (isinstance(v, float) and math.isnan(v))
+                  for v in values.tolist())
+    if missing or len(kinds) > 1 or not kinds <= {"text", "number"}:
+        raise ValueError(f"{name} must be labels of one kind, all strings or all "
+                         f"numbers, with none missing (NaN, None); got {sorted(kinds)}"
+                         + (" with missing values" if missing else "") + ".")
+    return np.asarray(values.tolist())
+
+
+def _int_tuple(name, value, what):
+    """``value`` as a tuple of positive ints; a float, a bool or a negative size is
+    refused, not truncated."""
+    entries = np.asarray(value, dtype=object) if value is not None else None
+    if entries is None or entries.ndim != 1 or not len(entries) or not all(
+            _is_int(v) and v >= 1 for v in entries):
+        raise ValueError(f"{name} must be {what}, positive ints; got {value!r}.")
+    return tuple(int(v) for v in entries)
 
 
 def _authors_pairs(start_index, n_values, n, S):
@@ -827,6 +865,7 @@ def class_selectivity(estimator: _BaseVAE, X: ArrayLike, y: ArrayLike, *,
     >>> class_selectivity(tvae, X, np.arange(20) % 2).shape
     (2, 9)
     """
+    _check_vae(estimator)
     T, y = _unit_responses(estimator, X, y)
     return selectivity_from_responses(T, y, target_type)
 
@@ -861,7 +900,8 @@ def morans_i(maps: ArrayLike, grid_shape: tuple[int, ...]) -> NDArray[np.float64
     0.924
     """
     maps = np.asarray(maps, dtype=np.float64)
-    grid_shape = tuple(int(v) for v in grid_shape)
+    grid_shape = _int_tuple("grid_shape", grid_shape,
+                            "(n_capsules, capsule_dim) or (n_capsules, rows, cols)")
     if maps.ndim != 2 or maps.shape[1] != math.prod(grid_shape) \
             or len(grid_shape) not in (2, 3):
         raise ValueError(f"maps must be (n_maps, n_units) with n_units the product of "
@@ -970,6 +1010,9 @@ def selectivity_summary(estimator: _BaseVAE, X: ArrayLike, y: ArrayLike, *,
     ['classes', 'map_correlation', 'max_selectivity']
     """
     _check_vae(estimator)
+    if isinstance(threshold, (bool, np.bool_)) or not isinstance(threshold, Real) \
+            or not math.isfinite(threshold):
+        raise ValueError(f"threshold must be a finite number (a d'); got {threshold!r}.")
     grid = _grid_shape(estimator, grid_shape)
     T, y_frames = _unit_responses(estimator, X, y)
     d_prime = selectivity_from_responses(T, y_frames, "classes")

@@ -16,6 +16,7 @@ from numpy.typing import ArrayLike
 
 from ._base import _BaseVAE
 from ._validation import is_int as _is_int
+from .metrics import _check_vae
 
 if TYPE_CHECKING:  # matplotlib is imported only when a plot is drawn
     from matplotlib.axes import Axes
@@ -59,6 +60,31 @@ def _pyplot():
         raise ImportError("sktvae.plotting needs matplotlib: pip install "
                           "'sktvae[plot]'") from exc
     return plt
+
+
+def _count(name, value, low, high=None):
+    """``value`` as an int in ``[low, high]``, or an error that names it and the range."""
+    if not _is_int(value) or value < low or (high is not None and value > high):
+        where = f"in {low} .. {high}" if high is not None else f">= {low}"
+        raise ValueError(f"{name} must be an int {where}; got {value!r}.")
+    return int(value)
+
+
+def _check_frames(estimator, image_shape, n_channels):
+    """``image_shape`` and ``n_channels`` that describe the estimator's frames."""
+    shape = np.asarray(image_shape, dtype=object) if image_shape is not None else None
+    if shape is None or shape.ndim != 1 or len(shape) != 2 or not all(
+            _is_int(v) and v >= 1 for v in shape):
+        raise ValueError(f"image_shape must be (height, width), positive ints; got "
+                         f"{image_shape!r}.")
+    _count("n_channels", n_channels, 1)
+    H, W = (int(v) for v in shape)
+    F = estimator.n_features_per_frame_
+    if n_channels * H * W != F:
+        raise ValueError(f"image_shape={(H, W)} with n_channels={n_channels} holds "
+                         f"{n_channels * H * W} values, but a frame of this model has "
+                         f"{F} (n_features_per_frame_).")
+    return H, W
 
 
 def _as_images(frames, image_shape, n_channels):
@@ -118,10 +144,15 @@ def plot_capsule_roll(estimator: _BaseVAE, X: ArrayLike, image_shape: tuple[int,
     if not _is_int(n_sequences) or n_sequences < 1:
         raise ValueError(f"n_sequences must be a positive int; got {n_sequences!r}.")
     models = estimator if isinstance(estimator, dict) else {"rolled": estimator}
+    if not models:
+        raise ValueError("estimator is an empty dict: pass {label: estimator}.")
+    for model in models.values():
+        _check_vae(model)
     first = next(iter(models.values()))
-    X = np.asarray(X, dtype=np.float32)[:n_sequences]
     S = first.sequence_length_
-    n_steps = S if n_steps is None else n_steps
+    image_shape = _check_frames(first, image_shape, n_channels)
+    n_steps = S if n_steps is None else _count("n_steps", n_steps, 1, S)
+    X = first._validate_sequences(X, reset=False)[:n_sequences].float().numpy()
     frames = X.reshape(len(X), S, -1)
     # frame 0's reconstruction, then its rolls by 1 .. n_steps - 1
     predicted = {label: est.predict_sequence(frames[:, 0], max(n_steps - 1, 1),
@@ -190,13 +221,15 @@ def plot_forecast(estimator: _BaseVAE, X: ArrayLike, image_shape: tuple[int, int
     (2, 2, 16)
     """
     plt = _pyplot()
+    _check_vae(estimator)
     if not _is_int(n_sequences) or n_sequences < 1:
         raise ValueError(f"n_sequences must be a positive int; got {n_sequences!r}.")
     S = estimator.sequence_length_
     if not _is_int(n_observed) or not 1 <= n_observed < S:
         raise ValueError(f"n_observed must be an int in 1 .. sequence_length - 1 = "
                          f"{S - 1}; got {n_observed!r}.")
-    X = np.asarray(X, dtype=np.float32)[:n_sequences]
+    image_shape = _check_frames(estimator, image_shape, n_channels)
+    X = estimator._validate_sequences(X, reset=False)[:n_sequences].float().numpy()
     frames = X.reshape(len(X), S, -1)
     k = int(n_observed)
     shown = estimator.predict_sequence(frames[:, :k].reshape(len(X), -1),
@@ -259,8 +292,15 @@ def plot_forecast_error(errors: dict, *, metric: str = "mse", baselines: bool = 
     plt = _pyplot()
     if metric not in ("mse", "cross_entropy"):
         raise ValueError(f"metric must be 'mse' or 'cross_entropy'; got {metric!r}.")
-    if not errors:
-        raise ValueError("errors is empty: pass {name: forecast_error(...)} per model.")
+    if not isinstance(errors, dict) or not errors:
+        raise ValueError("errors must be a non-empty dict {name: forecast_error(...)}, "
+                         f"one per model; got {type(errors).__name__}.")
+    needed = ("horizon", "mse_repeat_last", "mse_mean_observed")
+    for name, e in errors.items():
+        if not hasattr(e, "keys") or any(k not in e for k in needed):
+            raise ValueError(f"errors[{name!r}] is not the output of "
+                             "sktvae.metrics.forecast_error (it needs "
+                             f"{', '.join(needed)}).")
     missing = [name for name, e in errors.items() if metric not in e]
     if missing:
         raise ValueError(f"{', '.join(missing)} has no {metric!r} (cross-entropy is "
@@ -317,9 +357,16 @@ def plot_topographic_map(estimator: _BaseVAE, X: ArrayLike, *, sequence: int = 0
     (3, 2, 3)
     """
     plt = _pyplot()
+    _check_vae(estimator)
+    if not hasattr(estimator, "n_capsules"):
+        raise TypeError(f"plot_topographic_map draws a TopographicVAE's capsules; a "
+                        f"{type(estimator).__name__} has none (plot_class_selectivity "
+                        "with grid_shape= draws a VAE's units on a grid).")
     S = estimator.sequence_length_
     shape = (estimator.n_capsules, *estimator._capsule_shape)
-    T = estimator.transform(np.asarray(X)[sequence:sequence + 1]).reshape(S, *shape)
+    X = np.asanyarray(X)
+    sequence = _count("sequence", sequence, 0, len(X) - 1)
+    T = estimator.transform(X[sequence:sequence + 1]).reshape(S, *shape)
     if center:  # each capsule's mean over its units
         T = T - T.mean(tuple(range(2, T.ndim)), keepdims=True)
     T = _grid_image(T.reshape(S, -1), shape)
@@ -337,7 +384,7 @@ def plot_topographic_map(estimator: _BaseVAE, X: ArrayLike, *, sequence: int = 0
 
 
 def plot_training_curves(*estimators: _BaseVAE, labels: list[str] | None = None,
-                         keys: tuple[str, ...] = ("train_loss", "valid_loss"),
+                         keys: str | tuple[str, ...] | None = None,
                          ax: Axes | None = None) -> Display:
     """Losses per epoch from skorch's history of one or more fitted estimators.
 
@@ -347,8 +394,9 @@ def plot_training_curves(*estimators: _BaseVAE, labels: list[str] | None = None,
         Estimators whose ``history_`` to draw.
     labels : list of str, default=None
         Legend labels; class names by default.
-    keys : tuple of str, default=("train_loss", "valid_loss")
-        History columns to draw where present.
+    keys : str or tuple of str, default=None
+        History columns to draw, each of which some estimator must have recorded;
+        ``None`` draws ``"train_loss"`` and, where recorded, ``"valid_loss"``.
     ax : matplotlib.axes.Axes, default=None
         Axes to draw into; a new figure by default.
 
@@ -368,19 +416,35 @@ def plot_training_curves(*estimators: _BaseVAE, labels: list[str] | None = None,
     1
     """
     plt = _pyplot()
+    if not estimators:
+        raise ValueError("plot_training_curves needs at least one fitted estimator.")
     labels = [type(e).__name__ for e in estimators] if labels is None else list(labels)
     if len(labels) != len(estimators):
         raise ValueError(f"labels has {len(labels)} entries for {len(estimators)} "
                          "estimators: give one label per estimator.")
+    given = keys is not None
+    keys = ("train_loss", "valid_loss") if keys is None else (
+        (keys,) if isinstance(keys, str) else tuple(keys))
+    for est in estimators:
+        _check_vae(est)
+        if not len(est.history_):
+            raise ValueError(f"{type(est).__name__} has trained no epoch (max_epochs=0): "
+                             "there is no curve to draw.")
+    present = {k for est in estimators for row in est.history_ for k in row}
+    unknown = [k for k in keys if k not in present] if given else []
+    if not keys or unknown:
+        raise ValueError(f"keys {unknown or list(keys)!r} are in no estimator's history; "
+                         f"it holds {sorted(k for k in present if k != 'batches')}.")
     fig, ax = _figure_and_ax(plt, ax, (5, 3.5))
     for est, label in zip(estimators, labels):
-        history = est.history_
-        epochs = history[:, "epoch"]
         for key in keys:
-            if all(key in row for row in history):
+            # epochs that recorded the key (an interrupted epoch may hold no loss)
+            rows = [row for row in est.history_ if key in row]
+            if rows:
                 # markers while epochs are few: a one-epoch curve is a single point
-                ax.plot(epochs, history[:, key], label=f"{label} {key}",
-                        marker="o" if len(epochs) <= 30 else None, markersize=3)
+                ax.plot([row["epoch"] for row in rows], [row[key] for row in rows],
+                        label=f"{label} {key}", marker="o" if len(rows) <= 30 else None,
+                        markersize=3)
     ax.set_xlabel("epoch")
     ax.set_ylabel("negative ELBO per sequence (nats)")
     ax.legend()

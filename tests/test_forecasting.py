@@ -171,7 +171,7 @@ def test_forecast_plots(X):
     gaussian = {"G": forecast_error(tiny_tvae(likelihood="gaussian").fit(X), X, 1)}
     with pytest.raises(ValueError, match="no 'cross_entropy'.*metric='mse'"):
         plot_forecast_error(gaussian, metric="cross_entropy")
-    with pytest.raises(ValueError, match="errors is empty"):
+    with pytest.raises(ValueError, match="errors must be a non-empty dict"):
         plot_forecast_error({})
     with pytest.raises(ValueError, match="n_observed must be an int in 1 .. "):
         plot_forecast(tvae, X, (2, 3), n_observed=4)

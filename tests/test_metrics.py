@@ -150,3 +150,30 @@ def test_roll_prediction_accuracy_of_an_oracle(rotating_digits, monkeypatch):
     by_shift = roll_prediction_accuracy(est, rotating_digits, tolerance=0, by_shift=True)
     np.testing.assert_array_equal(by_shift, [1.0, 0.0, 1.0])  # k = 1, 2, 3
     assert roll_prediction_accuracy(est, rotating_digits, tolerance=0) == 2 / 3
+
+
+def test_metric_arguments_are_checked_not_misread(X):
+    """Each once gave a wrong result or a raw error (issue 42)."""
+    from sktvae.metrics import capsule_roll_correlation, morans_i, selectivity_summary
+
+    est = tiny_tvae().fit(X)
+    n = len(X)
+    with pytest.raises(ValueError, match="shifts must be whole numbers"):
+        capsule_roll_correlation(est, X, shifts=np.full((n, 4), np.inf))
+    with pytest.raises(ValueError, match="shifts must be whole numbers"):
+        capsule_roll_correlation(est, X, shifts=np.full((n, 4), 0.5))
+    half = n // 2
+    for groups in ([1] * half + ["1"] * (n - half), [1.0] * half + [np.nan] * (n - half),
+                   ["a"] * half + [None] * (n - half)):
+        with pytest.raises(ValueError, match="groups must be labels of one kind"):
+            capsule_roll_correlation(est, X, groups=groups)
+    assert set(capsule_roll_correlation(est, X, groups=["a"] * half + ["b"] * (n - half))) \
+        == {"a", "b"}
+    for bad in ("tvae", None, X):
+        with pytest.raises(TypeError, match="fitted TopographicVAE or VAE"):
+            capsule_roll_correlation(bad, X)
+    for grid in ((2, 4.7), (-1, -8), None, (2, True)):
+        with pytest.raises(ValueError, match="grid_shape must be"):
+            morans_i(np.ones((1, 8)), grid)
+    with pytest.raises(ValueError, match="threshold must be a finite number"):
+        selectivity_summary(est, X, np.arange(n) % 2, threshold=np.nan)
