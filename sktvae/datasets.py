@@ -13,7 +13,9 @@ import gzip
 import hashlib
 import math
 import os
-import socket
+import time
+import urllib.request
+import warnings
 import zipfile
 import zlib
 from pathlib import Path
@@ -21,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from numpy.typing import NDArray
-from sklearn.datasets import fetch_file, get_data_home, load_digits
+from sklearn.datasets import get_data_home, load_digits
 from sklearn.utils import Bunch
 from torch.nn import functional as F
 
@@ -34,6 +36,7 @@ __all__ = ["fetch_dsprites", "fetch_mnist", "load_digits_images", "make_sprite_s
 MNIST_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
 MNIST_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
 _DOWNLOAD_RETRIES, _RETRY_DELAY = 3, 1.0
+_DOWNLOAD_DEADLINE = 1800.0  # seconds for a whole download, retries included
 _IDX_FILES = {"x_train": "train-images-idx3-ubyte", "y_train": "train-labels-idx1-ubyte",
               "x_test": "t10k-images-idx3-ubyte", "y_test": "t10k-labels-idx1-ubyte"}
 
@@ -145,18 +148,25 @@ def _read_mnist(path):
 
 
 def _read_npz(path, keys=tuple(_IDX_FILES), what="an MNIST .npz"):
+    def unreadable(error):
+        return ValueError(
+            f"Cannot read {path}: it is truncated, damaged or not an .npz file "
+            f"({type(error).__name__}: {str(error)[:200]}). Delete it and fetch it again, "
+            "or pass path= to an intact copy.")
+
+    if not zipfile.is_zipfile(path):  # a .npy, a text file, a truncated archive
+        raise unreadable(ValueError("not a zip archive"))
     try:
         with np.load(path, allow_pickle=False) as data:
             missing = set(keys) - set(data.files)
             if missing:
-                raise ValueError(f"{path} lacks the arrays {sorted(missing)}; {what} "
-                                 f"holds {', '.join(keys)}.")
+                raise KeyError(f"lacks the arrays {sorted(missing)}; {what} holds "
+                               f"{', '.join(keys)}")
             return {key: data[key] for key in keys}
-    except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as error:
-        raise ValueError(
-            f"Cannot read {path}: it is truncated, damaged or not an .npz file "
-            f"({type(error).__name__}: {error}). Delete it and fetch it again, or pass "
-            "path= to an intact copy.") from error
+    except KeyError as error:
+        raise ValueError(f"{path} {error.args[0]}.") from error
+    except Exception as error:  # zip, zlib and npy-header errors of a damaged file
+        raise unreadable(error) from error
 
 
 # What each IDX file holds: labels are (n,), images (n, 28, 28).
@@ -216,41 +226,60 @@ def _cached(what, data_home, name, url, download_if_missing, **checksum):
 
 
 def _download(url, target, *, sha256=None, md5=None, timeout=60.0):
-    """Download into ``target`` with scikit-learn's ``fetch_file``: retried on network
-    errors, verified by SHA-256 (or, where only an MD5 is published, by that),
-    written to a temporary file and moved into place, so a failed or damaged download
-    leaves nothing behind.
+    """Download ``url`` into ``target``: written to ``target.part``, verified by SHA-256
+    (or, where only an MD5 is published, by that) and only then moved into place, so a
+    failed, stalled or damaged download leaves nothing behind.
 
-    ``timeout`` bounds every network read in seconds (urllib waits forever by
-    default). Whatever goes wrong, the error names the URL and the way round it
-    (``path=``).
+    ``timeout`` bounds every network read in seconds; the whole download, retries
+    included, must end within ``_DOWNLOAD_DEADLINE`` seconds (a server that trickles
+    a byte at a time never finishes otherwise). Network errors are retried
+    ``_DOWNLOAD_RETRIES`` times. Whatever goes wrong, the error names the URL and the
+    way round it (``path=``).
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     advice = (f"Download {url} yourself and pass path= to the file, or set data_home= "
               f"to a folder that holds {target.parent.name}/{target.name}.")
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(timeout)  # fetch_file's urlretrieve takes no timeout
-    try:
-        # fetch_file checks a SHA-256 before it moves the file into place; an MD5 is
-        # checked here, on a file not yet under the name the cache is read by
-        name = target.name if md5 is None else target.name + ".unverified"
-        fetched = fetch_file(url, folder=target.parent, local_filename=name, sha256=sha256,
-                             n_retries=_DOWNLOAD_RETRIES, delay=_RETRY_DELAY)
-        if md5 is not None:
-            got = _md5(fetched)
-            if got != md5:
-                fetched.unlink()
-                raise OSError(f"the MD5 checksum of {target.name} ({got}) differs from "
-                              f"expected ({md5})")
-            os.replace(fetched, target)
-    except OSError as error:  # URLError, timeouts and a checksum mismatch
-        raise OSError(f"Could not download {url} ({error}). {advice}") from error
-    finally:
-        socket.setdefaulttimeout(previous)
+    part = target.with_name(target.name + ".part")
+    start = time.monotonic()
+    for attempt in range(1 + _DOWNLOAD_RETRIES):
+        try:
+            _fetch(url, part, timeout, start + _DOWNLOAD_DEADLINE)
+            break
+        except OSError as error:  # URLError, timeouts, the deadline
+            part.unlink(missing_ok=True)
+            late = time.monotonic() - start >= _DOWNLOAD_DEADLINE
+            if attempt == _DOWNLOAD_RETRIES or late:
+                raise OSError(f"Could not download {url} ({getattr(error, 'reason', error)})"
+                              f". {advice}") from error
+            warnings.warn(f"Retry downloading from url: {url} ({error})", UserWarning)
+            time.sleep(_RETRY_DELAY)
+    expected, got = (sha256, _digest(part, "sha256")) if sha256 is not None else (
+        md5, _digest(part, "md5") if md5 is not None else None)
+    if expected is not None and got != expected:
+        part.unlink()
+        kind = "SHA-256" if sha256 is not None else "MD5"
+        raise OSError(f"Could not download {url} (the {kind} checksum of {target.name} "
+                      f"({got}) differs from the one expected ({expected})). {advice}")
+    os.replace(part, target)
 
 
-def _md5(path):
-    digest = hashlib.md5()
+def _fetch(url, part, timeout, deadline):
+    """Copy ``url`` into ``part`` block by block, each read bounded by ``timeout`` and
+    the whole by ``deadline`` (a ``time.monotonic()`` value)."""
+    with urllib.request.urlopen(url, timeout=timeout) as response, open(part, "wb") as f:
+        read = getattr(response, "read1", response.read)  # what has arrived, not 64 KiB
+        while True:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"not whole within the {_DOWNLOAD_DEADLINE:g} s "
+                                   "deadline")
+            block = read(1 << 16)
+            if not block:
+                return
+            f.write(block)
+
+
+def _digest(path, name):
+    digest = hashlib.new(name)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
@@ -316,9 +345,18 @@ def fetch_dsprites(data_home: str | os.PathLike | None = None,
     arrays = _read_npz(path, ("imgs", "latents_values", "latents_classes"),
                        "the dSprites .npz")
     images, values = arrays["imgs"], arrays["latents_values"]
-    if images.ndim != 3 or values.shape != (len(images), len(DSPRITES_FACTORS)):
-        raise ValueError(f"{path}: imgs has shape {images.shape} and latents_values "
-                         f"{values.shape}; dSprites holds images (n, 64, 64) and "
-                         f"{len(DSPRITES_FACTORS)} factor values per image.")
+    classes = arrays["latents_classes"]
+    n, k = len(images), len(DSPRITES_FACTORS)
+    if images.ndim != 3 or images.shape[1:] != (64, 64) or images.dtype.kind not in "uib" \
+            or values.shape != (n, k) or values.dtype.kind != "f" \
+            or classes.shape != (n, k) or classes.dtype.kind not in "ui":
+        raise ValueError(
+            f"{path} is not dSprites: imgs is {images.dtype} {images.shape}, "
+            f"latents_values {values.dtype} {values.shape} and latents_classes "
+            f"{classes.dtype} {classes.shape}; dSprites holds integer 0/1 images (n, 64, "
+            f"64), float factor values (n, {k}) and integer factor classes (n, {k}).")
+    if images.size and images.max() > 1:
+        raise ValueError(f"{path}: imgs holds values up to {images.max()}; dSprites' "
+                         "images are 0/1.")
     return Bunch(images=images, factors=values, factor_classes=arrays["latents_classes"],
                  factor_names=DSPRITES_FACTORS)

@@ -65,12 +65,12 @@ def test_fetch_mnist_downloads_once_into_the_cache(tiny_mnist, tmp_path, monkeyp
     calls = []
     opener = urllib.request.urlopen
 
-    def counting_urlopen(url, *args, **kwargs):  # what fetch_file's urlretrieve calls
+    def counting_urlopen(url, *args, **kwargs):
         calls.append(url)
         return opener(url, *args, **kwargs)
 
     monkeypatch.setattr(urllib.request, "urlopen", counting_urlopen)
-    url = f"file://localhost{path}"  # a file URL (with the host fetch_file asks for)
+    url = f"file://localhost{path}"
     monkeypatch.setattr(datasets, "MNIST_URL", url)
     monkeypatch.setattr(datasets, "MNIST_SHA256", hashlib.sha256(payload).hexdigest())
     home = tmp_path / "home"
@@ -188,8 +188,8 @@ def test_idx_files_are_read_no_further_than_their_header_says(tiny_mnist, tmp_pa
 def test_a_download_is_retried_with_a_timeout_on_each_read(tmp_path, monkeypatch):
     seen = []
 
-    def stalled(url, *args, **kwargs):
-        seen.append(socket.getdefaulttimeout())
+    def stalled(url, *args, timeout=None, **kwargs):
+        seen.append(timeout)
         raise TimeoutError("timed out")
 
     monkeypatch.setattr(urllib.request, "urlopen", stalled)
@@ -199,7 +199,7 @@ def test_a_download_is_retried_with_a_timeout_on_each_read(tmp_path, monkeypatch
                                           r"\(timed out\).*pass path="):
             fetch_mnist(data_home=tmp_path)
     assert seen == [60.0] * (1 + datasets._DOWNLOAD_RETRIES)
-    assert socket.getdefaulttimeout() is None  # the process's default is restored
+    assert socket.getdefaulttimeout() is None  # the process's default is untouched
     assert list((tmp_path / "sktvae_mnist").iterdir()) == []  # no partial file left
 
 
@@ -216,3 +216,41 @@ def test_download_errors_name_the_url_and_path(tmp_path, monkeypatch):
                                          r"\(.*Name or service not known.*\).*path="):
         fetch_mnist(data_home=tmp_path)
     assert list((tmp_path / "sktvae_mnist").iterdir()) == []
+
+
+def test_a_trickling_server_meets_one_overall_deadline(tmp_path, monkeypatch):
+    """A server that sends a byte at a time never times a read out; the deadline
+    ends the download, removes the partial file and names the URL and path=."""
+    import http.server
+    import threading
+    import time
+
+    class Trickle(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            try:
+                for _ in range(1000):
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                    time.sleep(0.05)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/mnist.npz"
+        monkeypatch.setattr(datasets, "MNIST_URL", url)
+        monkeypatch.setattr(datasets, "_DOWNLOAD_DEADLINE", 0.5)
+        start = time.monotonic()
+        with pytest.raises(OSError, match=f"Could not download {url} .*deadline.*path="):
+            fetch_mnist(data_home=tmp_path)
+        assert time.monotonic() - start < 5
+        assert list((tmp_path / "sktvae_mnist").iterdir()) == []  # no .part left
+    finally:
+        server.shutdown()

@@ -277,3 +277,39 @@ def test_sprite_grid_sequences_start_at_every_grid_point_and_redraw_the_factor()
     np.testing.assert_array_equal(X.frames(rows), X.frames(rows))  # the fixed draw
     with pytest.raises(TypeError, match="sequence of shape names"):
         sprite_grid_sequences(shapes="square")
+
+
+def test_fetch_dsprites_refuses_files_that_are_not_dsprites(tmp_path):
+    """Wrong shapes and dtypes, a .npy, a text file and flipped bytes each name the
+    file; none is returned as if it were dSprites (issue 42)."""
+    wrong = tmp_path / "wrong.npz"
+    np.savez(wrong, imgs=np.zeros((6, 3, 3)), latents_values=np.zeros((2, 6)),
+             latents_classes=np.zeros((2, 6)))
+    with pytest.raises(ValueError, match="wrong.npz is not dSprites"):
+        fetch_dsprites(path=wrong)
+    grey = tmp_path / "grey.npz"
+    np.savez(grey, imgs=np.full((2, 64, 64), 7, np.uint8), latents_values=np.zeros((2, 6)),
+             latents_classes=np.zeros((2, 6), int))
+    with pytest.raises(ValueError, match="values up to 7"):
+        fetch_dsprites(path=grey)
+    npy, text = tmp_path / "a.npy", tmp_path / "a.txt"
+    np.save(npy, np.zeros(3))
+    text.write_text("not an archive")
+    for path in (npy, text):
+        with pytest.raises(ValueError, match=f"Cannot read {path}: .*not an .npz"):
+            fetch_dsprites(path=path)
+    good = tmp_path / "good.npz"
+    np.savez(good, imgs=np.zeros((2, 64, 64), np.uint8), latents_values=np.zeros((2, 6)),
+             latents_classes=np.zeros((2, 6), int))
+    raw = bytearray(good.read_bytes())
+    for offset in range(40, 200, 7):  # inside the first member's header
+        flipped = bytearray(raw)
+        flipped[offset] ^= 0xFF
+        damaged = tmp_path / f"flipped{offset}.npz"
+        damaged.write_bytes(bytes(flipped))
+        try:
+            data = fetch_dsprites(path=damaged)
+        except ValueError as error:
+            assert str(damaged) in str(error)
+        else:  # a flip the format cannot see must still give dSprites' shapes
+            assert data.images.shape == (2, 64, 64)
