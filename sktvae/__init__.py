@@ -6,8 +6,9 @@ MNIST) and ``sktvae.plotting`` (figures; needs matplotlib).
 
 from ._estimator import VAE, TopographicVAE
 from ._fresh import FreshSequences
+from ._persistence import load
 from ._sequences import SequenceArray, SequenceTransformer
 
 __all__ = ["FreshSequences", "SequenceArray", "SequenceTransformer", "TopographicVAE",
-           "VAE"]
+           "VAE", "load"]
 __version__ = "0.1.0.dev0"

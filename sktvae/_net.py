@@ -2,14 +2,11 @@
 
 import contextlib
 import copy
-import json
 import math
 import numbers
 import os
-import pickle
 import signal
 import threading
-import zipfile
 
 import torch
 from skorch import NeuralNet
@@ -20,6 +17,7 @@ from skorch.hf import AccelerateMixin
 
 from ._fresh import FreshBatches, FreshFrames
 from ._model import module_tensors
+from ._persistence import check_readable
 
 _MOVE_SHARE = 0.25  # of a GPU's free memory: data up to it is moved there whole
 
@@ -254,9 +252,10 @@ class TVAENet(NeuralNet):
                     f_history=None, checkpoint=None, use_safetensors=False, **kwargs):
         """skorch's ``load_params``, with an error naming the file that cannot be read.
 
-        A file that is truncated, or not a torch file at all, is refused with a
-        ``ValueError`` naming it (torch says ``OSError: [Errno 22]`` or suggests
-        ``weights_only=False``). A parameters file whose weights no longer match the
+        A file that is truncated, or not a torch file at all, an optimizer state saved
+        from another optimizer, or a history that is no skorch history, is refused with
+        a ``ValueError`` naming it (also through skorch's ``Checkpoint`` and
+        ``LoadInitState``). A parameters file whose weights no longer match the
         checksum saved with them, or that was saved from a model built otherwise, is
         refused by the module.
         """
@@ -264,11 +263,25 @@ class TVAENet(NeuralNet):
                      f_history=f_history, **kwargs)
         for name, f in named.items():
             if isinstance(f, (str, os.PathLike)) and not use_safetensors:
-                _check_readable(name, f)
-        return super().load_params(f_params=f_params, f_optimizer=f_optimizer,
-                                   f_criterion=f_criterion, f_history=f_history,
-                                   checkpoint=checkpoint, use_safetensors=use_safetensors,
-                                   **kwargs)
+                check_readable(name, f, getattr(self, "optimizer_", None))
+        history = getattr(checkpoint, "f_history_", None)
+        if f_history is None and isinstance(history, (str, os.PathLike)):
+            check_readable("f_history", history)
+        try:
+            return super().load_params(
+                f_params=f_params, f_optimizer=f_optimizer, f_criterion=f_criterion,
+                f_history=f_history, checkpoint=checkpoint,
+                use_safetensors=use_safetensors, **kwargs)
+        except (RuntimeError, OSError, EOFError, KeyError) as error:
+            if checkpoint is None or isinstance(error, FileNotFoundError):
+                raise
+            # the files a skorch Checkpoint names are known only once its history is
+            # loaded, inside skorch's load_params
+            files = {k: v for k, v in checkpoint.get_formatted_files(self).items() if v}
+            for name, f in files.items():
+                if isinstance(f, (str, os.PathLike)):
+                    check_readable(name, f, getattr(self, "optimizer_", None))
+            raise
 
 
 class PlainPrintLog(PrintLog):
@@ -289,37 +302,6 @@ def _colour_terminal(sink):
     import sys
 
     return sink is print and hasattr(sys.stdout, "isatty") and sys.stdout.isatty()
-
-
-def _check_readable(name, path):
-    """Raise a ``ValueError`` naming ``path`` if it is not a whole torch (or, for the
-    history, JSON) file; a missing file raises ``FileNotFoundError`` as it would."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{name}={os.fspath(path)!r}: no such file.")
-    try:
-        if name == "f_history":
-            with open(path, encoding="utf-8") as f:
-                json.load(f)
-        else:  # mmap: the archive is opened and its entries read lazily
-            torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except pickle.UnpicklingError as error:
-        if "weights only" not in str(error).lower():
-            raise ValueError(_unreadable(name, path, error)) from error
-        # Not torch's advice to retry with weights_only=False: that would run the code.
-        found = [line.strip() for line in str(error).splitlines() if "GLOBAL" in line]
-        raise ValueError(
-            f"Refused {name}={os.fspath(path)!r}: it holds Python objects other than "
-            "tensors, which could run code when loaded. Load only files you saved "
-            f"yourself{f' ({found[0][:200]})' if found else ''}.") from error
-    except (RuntimeError, OSError, EOFError, zipfile.BadZipFile, UnicodeDecodeError,
-            json.JSONDecodeError) as error:
-        raise ValueError(_unreadable(name, path, error)) from error
-
-
-def _unreadable(name, path, error):
-    what = "a JSON history" if name == "f_history" else "a file written by torch.save"
-    return (f"Cannot read {name}={os.fspath(path)!r}: it is truncated, damaged or not "
-            f"{what} ({type(error).__name__}: {str(error).splitlines()[0][:200]}).")
 
 
 def _losses_to_floats(batches, key):

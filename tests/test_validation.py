@@ -551,3 +551,49 @@ def test_a_misspelt_parameter_is_refused_at_construction_naming_the_closest():
         VAE(n_component=3)
     assert TopographicVAE(optimizer__weight_decay=1e-4).get_params()[
         "optimizer__weight_decay"] == 1e-4
+
+
+def test_damaged_files_name_themselves(X, tmp_path):
+    """Each once ended in a raw or misleading error (issue 42)."""
+    import joblib
+    from skorch.callbacks import Checkpoint, LoadInitState
+
+    from sktvae import load
+
+    est = tiny_tvae().fit(X)
+    path = tmp_path / "est.joblib"
+    for compress in (0, 3):
+        joblib.dump(est, path, compress=compress)
+        raw = path.read_bytes()
+        for damaged in (raw[:len(raw) // 2], raw[:-40],
+                        raw[:len(raw) // 3] + bytes(b ^ 0xFF for b in raw[len(raw) // 3:
+                                                                        len(raw) // 3 + 64])
+                        + raw[len(raw) // 3 + 64:]):
+            path.write_bytes(damaged)
+            with pytest.raises(ValueError, match=f"Cannot load {str(path)!r}: it is "
+                                                 "truncated, damaged or was changed"):
+                load(path)
+    joblib.dump(est, path)
+    np.testing.assert_array_equal(load(path).transform(X), est.transform(X))
+    # a skorch history that is none
+    for bad in ({"epoch": 1}, [1, 2, 3]):
+        (tmp_path / "h.json").write_text(__import__("json").dumps(bad))
+        with pytest.raises(ValueError, match="is no skorch history"):
+            est.net_.load_params(f_history=tmp_path / "h.json")
+    # torch's legacy (non-zip) format is read, not refused as damaged
+    legacy = tmp_path / "legacy.pt"
+    torch.save(est.net_.module_.state_dict(), legacy, _use_new_zipfile_serialization=False)
+    est.net_.load_params(f_params=legacy)
+    # an SGD state into Adam
+    sgd = tiny_tvae(optimizer="sgd").fit(X)
+    sgd.net_.save_params(f_optimizer=tmp_path / "opt.pt")
+    with pytest.raises(ValueError, match="opt.pt.*saved from another optimizer"):
+        est.net_.load_params(f_optimizer=tmp_path / "opt.pt")
+    # a truncated parameters file through skorch's Checkpoint / LoadInitState
+    cp = Checkpoint(dirname=str(tmp_path / "cp"), monitor="train_loss_best")
+    tiny_tvae(callbacks=[cp]).fit(X)
+    params = tmp_path / "cp" / "params.pt"
+    params.write_bytes(params.read_bytes()[:50])
+    cp2 = Checkpoint(dirname=str(tmp_path / "cp"), monitor="train_loss_best")
+    with pytest.raises(ValueError, match="Cannot read f_params=.*params.pt"):
+        tiny_tvae(callbacks=[cp2, LoadInitState(cp2)]).fit(X)
