@@ -78,6 +78,8 @@ class _BaseVAE(ParamsMixin, RuntimeMixin, PersistenceMixin, TransformerMixin,
     def _check_sequence_params(self):
         """Checks that need ``sequence_length_``, once the input has fixed it."""
 
+    _forecast_period = 1  # steps after which the forecast repeats (a VAE's: each)
+
     @abstractmethod
     def _forecast_latents(self, t_observed, n_steps):
         """Latents ``(n, n_steps, n_latent)`` of the frames after the observed ones,
@@ -170,7 +172,7 @@ class _BaseVAE(ParamsMixin, RuntimeMixin, PersistenceMixin, TransformerMixin,
         # fitted model, so that repeated calls agree.
         self._score_seed = seed_from(self.random_state)
         self.frame_shape_ = _build.resolve_frame_shape(self, n_features)
-        _build.check_model_size(self, n_features)
+        _build.check_model_size(self, n_features, len(X))
         self.n_features_per_frame_ = n_features
         module = self._build_module(n_features)
         if self.likelihood == "gaussian":
@@ -295,15 +297,23 @@ class _BaseVAE(ParamsMixin, RuntimeMixin, PersistenceMixin, TransformerMixin,
         n_steps = self.sequence_length_ - k if n_steps is None else n_steps
         if not is_int(n_steps) or n_steps < 1:
             raise ValueError(f"n_steps must be a positive integer; got {n_steps!r}.")
-        frames = int(n_steps) + (k if include_observed else 0)
+        n_steps, F = int(n_steps), self.n_features_per_frame_
         check_output_size(
-            n * frames * (self.n_features_per_frame_ + self._n_latent),
+            n * (n_steps + (k if include_observed else 0)) * F,
             f"n_steps={n_steps} for {n} sequences", "Ask for fewer steps (a TVAE's "
             "rolls repeat after capsule_dim steps), or fewer sequences per call.")
-        latents = self._forecast_latents(t, int(n_steps))
+        # The forecast repeats with the period of the rolls: decode one period, tile it.
+        steps = min(n_steps, self._forecast_period)
+        latents = self._forecast_latents(t, steps)
         if include_observed:
             latents = np.concatenate([t, latents], 1)
-        return self._decode(torch.from_numpy(np.ascontiguousarray(latents)))
+        decoded = self._decode(torch.from_numpy(np.ascontiguousarray(latents)))
+        if steps == n_steps:
+            return decoded
+        decoded = decoded.reshape(n, -1, F)
+        seen, ahead = decoded[:, :decoded.shape[1] - steps], decoded[:, -steps:]
+        ahead = np.take(ahead, np.arange(n_steps) % steps, axis=1)
+        return np.concatenate([seen, ahead], 1).reshape(n, -1)
 
     def _encode_frames(self, X_frames):
         """t of single frames, each encoded on its own: ``(n, F)`` -> ``(n, n_latent)``.

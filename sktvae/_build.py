@@ -28,6 +28,7 @@ OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
 # holds about ten such tensors with their gradients.
 _MAX_BATCH_LATENT_VALUES = 2 ** 28
 _MAX_PARAMETERS = 2 ** 30  # 4 GiB of float32 weights, before gradients and Adam
+_MAX_LATENT = 2 ** 20  # latent values per frame (the paper's models: 324)
 
 
 def resolve_frame_shape(est, n_features):
@@ -89,33 +90,71 @@ def networks(est):
             continue
         cls = kind if isinstance(kind, type) else (
             ConvEncoder if role == "encoder" else ConvDecoder)
-        factories.append(lambda n_in, n_out, cls=cls, params=params:
-                         cls(n_in, n_out, est.frame_shape_, **params))
+        factories.append(lambda n_in, n_out, cls=cls, params=params, role=role:
+                         _built(cls, role, n_in, n_out, est.frame_shape_, params))
     return tuple(factories)
 
 
-def check_model_size(est, n_features):
+def _built(cls, role, n_in, n_out, frame_shape, params):
+    """``cls(n_in, n_out, frame_shape, **params)``, or an error that states the
+    contract a network class must follow."""
+    try:
+        return cls(n_in, n_out, frame_shape, **params)
+    except TypeError as error:
+        routed = ", ".join(f"{role}__{k}" for k in params) or f"no {role}__ parameters"
+        raise TypeError(
+            f"{role}={cls.__name__} could not be built ({error}). A {role} class is "
+            f"called as {cls.__name__}(n_in, n_out, frame_shape, **params) with n_in="
+            f"{n_in}, n_out={n_out}, frame_shape={frame_shape} and the {role}__* "
+            f"parameters ({routed}).") from error
+
+
+def check_model_size(est, n_features, n_rows):
     """Refuse models too large to allocate, before torch tries (and fails late)."""
-    batch_latent = est.batch_size * est.sequence_length_ * est._n_latent
+    if est._n_latent > _MAX_LATENT:
+        raise ValueError(
+            f"A frame would have {est._n_latent:.3g} latent values, more than "
+            f"{_MAX_LATENT:.3g}: use fewer capsules or a smaller capsule_dim.")
+    rows = max(1, min(est.batch_size, n_rows))  # a batch is at most the data
+    batch_latent = rows * est.sequence_length_ * est._n_latent
     if batch_latent > _MAX_BATCH_LATENT_VALUES:
         raise ValueError(
             f"A training batch would hold {batch_latent:.3g} latent values per tensor "
-            f"(batch_size={est.batch_size} x sequence_length={est.sequence_length_} "
-            f"x {est._n_latent} latent values per frame), more than "
+            f"({rows} sequences x sequence_length={est.sequence_length_} x "
+            f"{est._n_latent} latent values per frame), more than "
             f"{_MAX_BATCH_LATENT_VALUES:.3g}: a step would need tens of GiB. Use a "
             "smaller batch_size or fewer latent dimensions.")
-    encoder, decoder = layer_sizes(n_features, est._n_latent, est.hidden_layer_sizes)
-    n_params = sum(
-        count * sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
-        for count, sizes in ((est._n_encoders, encoder), (1, decoder)))
-    mlps = est.encoder == "mlp" and est.decoder in ("mirror", "mlp")
-    if mlps and n_params > _MAX_PARAMETERS:  # other networks: their own size
+    n_params = sum(count * _network_parameters(est, role, n_features)
+                   for role, count in (("encoder", est._n_encoders), ("decoder", 1)))
+    if n_params > _MAX_PARAMETERS:
         raise ValueError(
             f"The model would have {n_params:.3g} parameters (frames of {n_features} "
             f"features, {est._n_latent} latent values per frame, "
-            f"hidden_layer_sizes={tuple(encoder[1:-1])}), more than "
-            f"{_MAX_PARAMETERS:.3g}. Use smaller hidden_layer_sizes or fewer "
+            f"hidden_layer_sizes={tuple(est.hidden_layer_sizes)}, the networks' "
+            f"channels), more than {_MAX_PARAMETERS:.3g}. Use smaller networks or fewer "
             "latent dimensions.")
+
+
+def _network_parameters(est, role, n_features):
+    """Parameters of the MLP or convolutional encoder (one) or decoder; 0 for a
+    module class, whose size is its own."""
+    kind = est.encoder if role == "encoder" else (
+        est.decoder if est.decoder != "mirror" else
+        (est.encoder if isinstance(est.encoder, str) else "mlp"))
+    encoder, decoder = layer_sizes(n_features, est._n_latent, est.hidden_layer_sizes)
+    if kind == "mlp":
+        sizes = encoder if role == "encoder" else decoder
+        return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    if kind != "conv" or est.frame_shape_ is None:
+        return 0
+    params = est._network_params("encoder" if est.decoder == "mirror" else role)
+    channels = [int(c) for c in params.get("channels", (32, 64, 128))]
+    c_in, (H, W) = est.frame_shape_[0], est.frame_shape_[1:]
+    convs = sum(16 * a * b + b for a, b in zip([c_in, *channels[:-1]], channels))
+    for _ in channels:
+        H, W = (H // 2 if H >= 2 else H), (W // 2 if W >= 2 else W)
+    head = channels[-1] * H * W * (2 * est._n_latent if role == "encoder" else est._n_latent)
+    return convs + head
 
 
 def make_net(est, module):

@@ -372,6 +372,10 @@ class TopographicVAE(_BaseVAE):
         index = np.expand_dims(index, [a for a in range(1, capsules.ndim) if a != axis])
         return np.take_along_axis(capsules, index, axis=axis).reshape(T.shape)
 
+    @property
+    def _forecast_period(self):
+        return self._capsule_shape[-1]  # a roll by the capsule's length is no roll
+
     def _forecast_latents(self, t_observed, n_steps):
         """Latents of the ``n_steps`` frames after the observed ones ``(n, k,
         n_latent)``: the last one's capsules rolled by ``1 .. n_steps`` (after
@@ -511,7 +515,9 @@ def _routed_kwargs(cls, kwargs):
     import difflib
 
     for key in kwargs:
-        if "__" not in key:
+        # "kwargs" itself is what scikit-learn's checks pass for **kwargs: kept, and
+        # refused at fit like any other name that is no parameter
+        if "__" not in key and key != "kwargs":
             names = cls._get_param_names()
             close = difflib.get_close_matches(key, names, n=3, cutoff=0.6)
             raise TypeError(

@@ -154,25 +154,30 @@ class GaussianEncoder(nn.Module):
 
 
 def _check_network_shapes(module, n_features, n_latent):
-    """Run two zero frames through the networks: a network that returns another shape
-    is refused now, with the shape it gave, not deep inside the first step."""
-    expected = {"encoder": (2, 2 * n_latent), "decoder": (2, n_features)}
+    """Run zero frames through the networks, two and then three rows (a network right
+    for one number of rows only is wrong): a network that returns another shape is
+    refused now, with the shape it gave, not deep inside the first step."""
+    n_out = {"encoder": 2 * n_latent, "decoder": n_features}
     with torch.no_grad():
         for name, net, n_in in (("encoder", module.encoder_z.net, n_features),
                                 ("decoder", module.decoder, n_latent)):
-            try:
-                out = net(torch.zeros(2, n_in))
-            except Exception as error:
-                raise ValueError(
-                    f"The {name} ({type(net).__name__}) failed on frames of shape "
-                    f"(2, {n_in}): {type(error).__name__}: {error}") from error
-            if not isinstance(out, torch.Tensor) or tuple(out.shape) != expected[name]:
-                got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out)
-                raise ValueError(
-                    f"The {name} ({type(net).__name__}) maps (2, {n_in}) to {got}; it "
-                    f"must return {expected[name]}: "
-                    + ("the mean and log-variance of every latent"
-                       if name == "encoder" else "one value per feature of a frame") + ".")
+            for rows in (2, 3):
+                try:
+                    out = net(torch.zeros(rows, n_in))
+                except Exception as error:
+                    raise ValueError(
+                        f"The {name} ({type(net).__name__}) failed on frames of shape "
+                        f"({rows}, {n_in}): {type(error).__name__}: {error}. A {name} "
+                        f"maps (N, {n_in}) to (N, {n_out[name]}) for any N.") from error
+                if not isinstance(out, torch.Tensor) or tuple(out.shape) != (rows,
+                                                                          n_out[name]):
+                    got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out)
+                    raise ValueError(
+                        f"The {name} ({type(net).__name__}) maps ({rows}, {n_in}) to "
+                        f"{got}; it must return {(rows, n_out[name])} for any number of "
+                        "rows: " + ("the mean and log-variance of every latent"
+                                    if name == "encoder" else
+                                    "one value per feature of a frame") + ".")
 
 
 def _shift_mean(net, n_latent, value):

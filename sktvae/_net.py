@@ -122,8 +122,9 @@ _SAME_AS_MODULE_ = "<sktvae: the same module as module_>"
 
 @contextlib.contextmanager
 def _noting_sigint(net):
-    """Set ``net.interrupted_`` when SIGINT (Ctrl-C) arrives, then hand the signal to
-    the handler that was there. Yields whether a ``KeyboardInterrupt`` must be taken
+    """Hand SIGINT (Ctrl-C) to the handler that was there, and set
+    ``net.interrupted_`` when that handler raises ``KeyboardInterrupt`` (Python's
+    does; a program's own handler that returns keeps training going). Yields whether a ``KeyboardInterrupt`` must be taken
     for a Ctrl-C without being seen: only when SIGINT is handled outside Python.
 
     Python raises a Ctrl-C's ``KeyboardInterrupt`` in the main thread only, and only
@@ -140,8 +141,13 @@ def _noting_sigint(net):
         return
 
     def note(signum, frame):
-        net.interrupted_ = True
-        previous(signum, frame)
+        # The program's own handler decides: one that returns (it handles Ctrl-C
+        # itself) lets training go on; one that raises stops it, as Python's does.
+        try:
+            previous(signum, frame)
+        except KeyboardInterrupt:
+            net.interrupted_ = True
+            raise
 
     signal.signal(signal.SIGINT, note)
     try:

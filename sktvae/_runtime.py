@@ -98,18 +98,26 @@ def training_rng(estimator, initialize):
                 "cuda": {d: torch.cuda.get_rng_state(d) for d in devices}}
 
 
+_NOISE_BLOCK = 64  # importance samples drawn from one generator
+
+
 def importance_noise(seed, samples, sequence_length, n_latent):
     """The standard-normal noise of importance samples ``samples`` (a range of
     indices), ``(2, len(samples), S, n_latent)``: ``z``'s, then ``u``'s.
 
-    Each sample has a generator of its own, seeded from ``(seed, k)``, so sample ``k``
-    gets the same noise however the samples are chunked.
+    The samples are drawn in fixed blocks of ``_NOISE_BLOCK``, block ``b`` from a
+    generator seeded from ``(seed, b)``, so sample ``k`` gets the same noise however
+    the samples are chunked, and a million samples take a few thousand seedings.
     """
     eps = torch.empty(2, len(samples), sequence_length, n_latent)
     generator = torch.Generator()
-    for i, k in enumerate(samples):
-        generator.manual_seed(int(np.random.SeedSequence([seed, k]).generate_state(1)[0]))
-        eps[:, i] = torch.randn(2, sequence_length, n_latent, generator=generator)
+    first, stop = samples.start, samples.stop
+    for block in range(first // _NOISE_BLOCK, -(-stop // _NOISE_BLOCK)):
+        start = block * _NOISE_BLOCK
+        generator.manual_seed(int(np.random.SeedSequence([seed, block]).generate_state(1)[0]))
+        drawn = torch.randn(_NOISE_BLOCK, 2, sequence_length, n_latent, generator=generator)
+        lo, hi = max(first, start), min(stop, start + _NOISE_BLOCK)
+        eps[:, lo - first:hi - first] = drawn[lo - start:hi - start].transpose(0, 1)
     return eps
 
 

@@ -25,7 +25,7 @@ from numpy.typing import ArrayLike, NDArray
 from sklearn.utils import Bunch, check_random_state
 
 from ._fresh import FreshSequences
-from ._validation import is_int as _is_int
+from ._validation import check_output_size, is_int as _is_int
 
 SHAPES = ("square", "ellipse", "heart")
 FACTORS = ("x", "y", "orientation", "scale")
@@ -34,6 +34,7 @@ RANGES = {"scale": (0.5, 1.0), "orientation": (0.0, 2 * math.pi), "x": (0.0, 1.0
 _HALF_EXTENT = 0.15
 _MARGIN = 0.23  # a square's half-diagonal at scale 1 (0.212) and a pixel to spare
 _MIN_IMAGE_SIZE = 16  # the smallest sprite (scale 0.5) is then about 5 pixels across
+_MAX_IMAGE_SIZE = 1024
 _CHUNK = 512  # images drawn at once
 # The authors' grid (Keller & Welling's dSprites runs): of dSprites' 32 positions and
 # 40 orientations, every second of the first 30; of its 6 scales, the last 5.
@@ -104,10 +105,21 @@ def make_sprites(shape: ArrayLike, scale: ArrayLike, orientation: ArrayLike,
     if not _is_int(image_size) or image_size < _MIN_IMAGE_SIZE:
         raise ValueError(f"image_size must be an int >= {_MIN_IMAGE_SIZE}, enough to draw "
                          f"the smallest sprite; got {image_size!r}.")
-    codes = _shape_codes(shape)
-    factors = [f.ravel() for f in np.broadcast_arrays(
-        codes, _factor("scale", scale), _factor("orientation", orientation),
-        _factor("x", x), _factor("y", y))]
+    if image_size > _MAX_IMAGE_SIZE:
+        raise ValueError(f"image_size must be at most {_MAX_IMAGE_SIZE}; got {image_size}.")
+    named = {"shape": _shape_codes(shape), "scale": _factor("scale", scale),
+             "orientation": _factor("orientation", orientation), "x": _factor("x", x),
+             "y": _factor("y", y)}
+    try:
+        factors = [f.ravel() for f in np.broadcast_arrays(*named.values())]
+    except ValueError as error:
+        shapes = ", ".join(f"{k} {np.shape(v)}" for k, v in named.items())
+        raise ValueError(f"The factors do not broadcast against each other ({shapes}): "
+                         "give each one value or arrays of one common shape, as numpy "
+                         "broadcasts them.") from error
+    check_output_size(len(factors[0]) * image_size * image_size,
+                      f"make_sprites of {len(factors[0])} images",
+                      "Draw fewer images per call.")
     out = np.empty((len(factors[0]), image_size * image_size), np.float32)
     for start in range(0, len(out), _CHUNK):  # bounded memory for many images
         rows = slice(start, start + _CHUNK)
@@ -220,6 +232,9 @@ def make_sprite_sequences(n_sequences: int, sequence_length: int = 15, *,
         raise ValueError(f"combine must be 'random' or 'compose'; got {combine!r}.")
     if path not in ("out_and_back", "wrap", "grid"):
         raise ValueError(f"path must be 'out_and_back', 'wrap' or 'grid'; got {path!r}.")
+    if isinstance(shapes, str):
+        raise TypeError(f"shapes must be a sequence of shape names, e.g. ({shapes!r},); "
+                        "a string would be read letter by letter.")
     codes = _shape_codes(list(shapes))
     rng = check_random_state(random_state)
     n, S = int(n_sequences), int(sequence_length)

@@ -36,6 +36,7 @@ __all__ = ["fetch_dsprites", "fetch_mnist", "load_digits_images", "make_sprite_s
 MNIST_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
 MNIST_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
 _DOWNLOAD_RETRIES, _RETRY_DELAY = 3, 1.0
+_MAX_DIGIT_SIZE = 256  # 1 797 digits of 256 x 256 float32: 470 MB
 _DOWNLOAD_DEADLINE = 1800.0  # seconds for a whole download, retries included
 _IDX_FILES = {"x_train": "train-images-idx3-ubyte", "y_train": "train-labels-idx1-ubyte",
               "x_test": "t10k-images-idx3-ubyte", "y_test": "t10k-labels-idx1-ubyte"}
@@ -69,10 +70,12 @@ def load_digits_images(size: int = 8, *, padding: int = 0, return_X_y: bool = Fa
     >>> digits.data.shape, digits.image_shape
     ((1797, 400), (20, 20))
     """
-    if not _is_int(size) or size < 1:
-        raise ValueError(f"size must be a positive integer; got {size!r}.")
-    if not _is_int(padding) or padding < 0:
-        raise ValueError(f"padding must be a non-negative integer; got {padding!r}.")
+    if not _is_int(size) or not 1 <= size <= _MAX_DIGIT_SIZE:
+        raise ValueError(f"size must be an integer in 1 .. {_MAX_DIGIT_SIZE} (the digits "
+                         f"are 8 x 8 pixels, scaled up); got {size!r}.")
+    if not _is_int(padding) or not 0 <= padding <= _MAX_DIGIT_SIZE:
+        raise ValueError(f"padding must be an integer in 0 .. {_MAX_DIGIT_SIZE}; got "
+                         f"{padding!r}.")
     digits = load_digits()
     size, padding = int(size), int(padding)
     images = torch.from_numpy(digits.images.astype(np.float32) / 16.0)[:, None]

@@ -99,7 +99,7 @@ def test_fetch_mnist_without_download(tmp_path):
 
 def test_load_digits_images_takes_numpy_integers_and_refuses_bools():
     assert load_digits_images(size=np.int64(8), padding=np.int32(1)).image_shape == (10, 10)
-    with pytest.raises(ValueError, match="size must be a positive integer"):
+    with pytest.raises(ValueError, match="size must be an integer in 1 .. 256"):
         load_digits_images(size=True)
 
 

@@ -160,3 +160,37 @@ def test_bad_networks_and_frame_shapes_are_named(X):
     with pytest.raises(ValueError, match=r"frame_shape=\(1, 4, 16\), but X holds frames "
                                          r"of shape \(1, 8, 8\)"):
         tiny_tvae(frame_shape=(1, 4, 16)).fit(seq.fit_transform(images()))
+
+
+def test_a_network_breaking_its_contract_is_told_the_contract(X):
+    """A class with the wrong constructor, or one right for two rows only (issue 42)."""
+    from torch import nn
+
+    class NoFrameShape(nn.Module):
+        def __init__(self, n_in, n_out):
+            super().__init__()
+            self.lin = nn.Linear(n_in, n_out)
+
+        def forward(self, x):
+            return self.lin(x)
+
+    class TwoRowsOnly(nn.Module):
+        def __init__(self, n_in, n_out, frame_shape):
+            super().__init__()
+            self.lin = nn.Linear(n_in, n_out)
+
+        def forward(self, x):
+            return self.lin(x)[:2]
+
+    with pytest.raises(TypeError, match=r"encoder=NoFrameShape could not be built .*"
+                                        r"called as NoFrameShape\(n_in, n_out, "
+                                        r"frame_shape, \*\*params\)"):
+        tiny_tvae(encoder=NoFrameShape).fit(X)
+    with pytest.raises(ValueError, match=r"maps \(3, 6\) to \(2, 16\); it must return "
+                                         r"\(3, 16\) for any number of rows"):
+        tiny_tvae(encoder=TwoRowsOnly).fit(X)
+    with pytest.raises(ValueError, match="encoder__channels must be a non-empty"):
+        tiny_tvae(encoder="conv", frame_shape=(1, 2, 3), encoder__channels=(-4,)).fit(X)
+    est = tiny_tvae(optimizer__foreach=True).fit(X)  # foreach turns fusing off
+    assert est.net_.optimizer_.defaults["foreach"] and not est.net_.optimizer_.defaults[
+        "fused"]

@@ -256,8 +256,8 @@ def test_outputs_and_batches_are_bounded(X):
     with pytest.raises(ValueError, match=r"sample\(1000000000\) would need .* GiB"):
         tvae.sample(10 ** 9)
     with pytest.raises(ValueError, match="latent values per tensor"):
-        tiny_tvae(capsule_dim=10 ** 6, batch_size=32, sequence_length=18,
-                  temporal_window=2).fit(np.zeros((2, 18 * 6)))
+        tiny_tvae(n_capsules=2 ** 16, batch_size=64, sequence_length=18,
+                  temporal_window=2).fit(np.zeros((64, 18 * 6)))
 
 
 def test_sequence_transformer_explains_sparse_and_channel_last_input():
@@ -383,8 +383,8 @@ def test_a_single_sequence_fits():
     (dict(u_mean_init=float("inf")), "u_mean_init"),
     (dict(temporal_window=-2), "temporal_window"),
     (dict(sequence_length=0), "sequence_length"),
-    (dict(n_capsules=10 ** 8, capsule_dim=4), "latent values per tensor.*batch_size=8"),
-    (dict(n_capsules=10 ** 6, capsule_dim=4, batch_size=1, hidden_layer_sizes=(512,)),
+    (dict(n_capsules=10 ** 8, capsule_dim=4), "latent values, more than"),
+    (dict(n_capsules=10 ** 5, capsule_dim=4, batch_size=1, hidden_layer_sizes=(4096,)),
      "parameters.*hidden_layer_sizes"),
     (dict(hidden_layer_sizes=(10 ** 6, 10 ** 6)), "parameters"),
     (dict(device=3), "device"),
@@ -597,3 +597,58 @@ def test_damaged_files_name_themselves(X, tmp_path):
     cp2 = Checkpoint(dirname=str(tmp_path / "cp"), monitor="train_loss_best")
     with pytest.raises(ValueError, match="Cannot read f_params=.*params.pt"):
         tiny_tvae(callbacks=[cp2, LoadInitState(cp2)]).fit(X)
+
+
+def test_a_programs_own_sigint_handler_is_respected(X):
+    """A handler that returns handles Ctrl-C itself: training goes on to its end and
+    no KeyboardInterrupt reaches the caller (issue 42); one that raises stops it."""
+    import os
+    import signal
+
+    from skorch.callbacks import Callback
+
+    class Interrupt(Callback):
+        def on_epoch_end(self, net, **kwargs):
+            if len(net.history) == 1:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    seen = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: seen.append(signum))
+    try:
+        est = tiny_tvae(max_epochs=3, callbacks=[Interrupt()]).fit(X)
+        assert seen == [signal.SIGINT] and len(est.history_) == 3
+
+        def stop(signum, frame):
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGINT, stop)
+        with pytest.raises(KeyboardInterrupt):
+            tiny_tvae(max_epochs=3, callbacks=[Interrupt()]).fit(X)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_sizes_are_bounded_or_computed_cheaply(X):
+    """Each once ran for a minute or allocated gigabytes before an error (issue 42)."""
+    import time
+
+    from sktvae.datasets import load_digits_images, make_sprite_sequences, make_sprites
+
+    est = tiny_tvae().fit(X)
+    start = time.perf_counter()
+    long = est.predict_sequence(X[:2, :6], 10 ** 5)  # one period decoded, then tiled
+    assert time.perf_counter() - start < 10 and long.shape == (2, 10 ** 5 * 6)
+    np.testing.assert_array_equal(long[:, :4 * 6], long[:, 4 * 6:8 * 6])
+    np.testing.assert_allclose(long[:, :3 * 6], est.predict_sequence(X[:2, :6], 3))
+    assert tiny_tvae(batch_size=10 ** 9).fit(X).transform(X).shape[0] == len(X)
+    with pytest.raises(ValueError, match="latent values, more than"):
+        tiny_tvae(capsule_dim=10 ** 6).fit(X)
+    with pytest.raises(ValueError, match="parameters .* more than"):
+        tiny_tvae(encoder="conv", frame_shape=(1, 2, 3),
+                  encoder__channels=(20000, 20000)).fit(X)
+    with pytest.raises(ValueError, match="size must be an integer in 1 .. 256"):
+        load_digits_images(size=3000)
+    with pytest.raises(TypeError, match="read letter by letter"):
+        make_sprite_sequences(2, shapes="square")
+    with pytest.raises(ValueError, match="do not broadcast"):
+        make_sprites("square", [0.6, 0.7], [0.1, 0.2, 0.3], 0.5, 0.5)
