@@ -23,18 +23,41 @@ _OPTIMIZER_KEYS = {"betas", "momentum", "dampening", "nesterov", "amsgrad", "alp
                    "centered", "rho", "lr_decay", "initial_accumulator_value"}
 
 
+def _plain(value):
+    """Whether ``repr(value)`` is the same in every process: numbers, strings and
+    containers of them."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True
+    if isinstance(value, (tuple, list)):
+        return all(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    return False
+
+
+def _digest(estimator, state):
+    """The module's tensors and layout (each submodule's attribute names) and the
+    estimator's plain attributes (its parameters, what the model was built with, the
+    fitted sizes), as a tensor of 16 bytes."""
+    module = estimator.net_.module_
+    tensors = dict(module_tensors(module))
+    plain = repr(sorted((k, v) for k, v in state.items() if _plain(v)))
+    plain += repr([(type(m).__name__, sorted(vars(m))) for m in module.modules()])
+    tensors["__plain__"] = torch.frombuffer(bytearray(plain.encode()), dtype=torch.uint8)
+    return state_digest(tensors)
+
+
 class PersistenceMixin:
     def __getstate__(self):
         state = dict(super().__getstate__())  # a copy: the live object keeps its own
         if "net_" in state:
-            state["_weights_digest"] = state_digest(module_tensors(self.net_.module_))
+            state["_weights_digest"] = _digest(self, state)
         return state
 
     def __setstate__(self, state):
         digest = state.pop("_weights_digest", None)
         super().__setstate__(state)
-        if "net_" in state and (digest is None or not digest.equal(
-                state_digest(module_tensors(self.net_.module_)))):
+        if "net_" in state and (digest is None or not digest.equal(_digest(self, state))):
             raise ValueError(
                 f"The tensors of this pickled {type(self).__name__} do not match the "
                 "checksum saved with them: the file is damaged or was changed after it "
@@ -73,7 +96,8 @@ def load(path):
     try:
         return joblib.load(path)
     except (pickle.UnpicklingError, EOFError, zlib.error, ValueError, RuntimeError,
-            KeyError, IndexError, TypeError, AttributeError, OSError) as error:
+            KeyError, IndexError, TypeError, AttributeError, OSError, ImportError,
+            UnicodeDecodeError, MemoryError, OverflowError, AssertionError) as error:
         text = str(error).splitlines()[0][:200] if str(error) else "no more data"
         raise ValueError(
             f"Cannot load {os.fspath(path)!r}: it is truncated, damaged or was changed "
