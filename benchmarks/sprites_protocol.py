@@ -93,6 +93,9 @@ def parse_args(argv=None):
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--shapes", default="square,ellipse,heart")
     parser.add_argument("--out", default=str(HERE / "results"))
+    parser.add_argument("--figure", default=None,
+                        help="draw the curves of every model in --out to this PNG, and "
+                             "train nothing")
     parser.add_argument("--max-sequences", type=int, default=None,
                         help="train on this many grid start points (a fixed random "
                              "subset; default all, as the authors)")
@@ -139,6 +142,44 @@ def run(args):
     return curve
 
 
+def plot_curves(folder, path):
+    """The learning curves of every model in ``folder`` (their JSON), one row of
+    panels a measure, one column a factor: CapCorr both ways (the authors' floor
+    dashed), roll accuracy, log-likelihood per frame."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = {p.stem: json.loads(p.read_text()) for p in sorted(Path(folder).glob("*.json"))}
+    measures = [("capcorr_authors", "CapCorr, authors'"), ("capcorr", "CapCorr, all frames"),
+                ("roll_accuracy", "roll accuracy (frame alone)"),
+                ("ll_per_frame", "log p(x) per frame (nats)")]
+    fig, axes = plt.subplots(len(measures), len(FACTORS), figsize=(12, 9), squeeze=False)
+    for name, curve in curves.items():
+        frames = [p["frames"] / 1e6 for p in curve["points"]]
+        for i, (key, label) in enumerate(measures):
+            for j, f in enumerate(FACTORS):
+                ax = axes[i, j]
+                line, = ax.plot(frames, [p[f][key] for p in curve["points"]], marker="o",
+                                markersize=3, label=name)
+                if key == "capcorr_authors" and name == next(iter(curves)):
+                    ax.plot(frames, [p[f]["authors_floor"] for p in curve["points"]],
+                            linestyle="--", color="0.6", label="random-roll floor")
+                if key.startswith("capcorr") or key == "roll_accuracy":
+                    ax.set_ylim(-0.2, 1.05)
+                if i == 0:
+                    ax.set_title(f)
+                if j == 0:
+                    ax.set_ylabel(label, fontsize=8)
+                if i == len(measures) - 1:
+                    ax.set_xlabel("training frames (M)")
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle("Table 2 the authors' way: learning curves (held-out sequences)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def _save(est, path):
     """Written aside, then renamed: a run killed mid-write keeps the last checkpoint."""
     tmp = path.with_suffix(".tmp")
@@ -147,4 +188,8 @@ def _save(est, path):
 
 
 if __name__ == "__main__":
-    run(parse_args())
+    arguments = parse_args()
+    if arguments.figure:
+        plot_curves(arguments.out, arguments.figure)
+    else:
+        run(arguments)
