@@ -211,9 +211,10 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def run(args):
+def run(args, data=None):
+    """``data``: ``(x_train, x_test)`` rows of 784 values in [0, 1] (default MNIST)."""
     skip = set(filter(None, args.skip.split(",")))
-    x_train, x_test = mnist(args.train, args.test)
+    x_train, x_test = data if data is not None else mnist(args.train, args.test)
     results = {}
     if "peers" not in skip:
         results["sktvae float32"] = run_sktvae("float32", x_train, x_test, args)

@@ -274,3 +274,47 @@ def test_networks_benchmark_end_to_end(tmp_path, capsys):
                           random_state=0).fit(np.random.default_rng(0).random((4, 128)))
     seconds, flops = bench_networks.layers_alone(tvae.net_.module_, 8, 64, 6)
     assert seconds > 0 and flops > 0
+
+
+@pytest.mark.slow
+def test_sprites_protocol_trains_resumes_and_draws(tmp_path, capsys):
+    import json
+
+    import sprites_protocol
+
+    argv = ["--model", "tvae_partial", "--frames", "900", "--image-size", "16",
+            "--shapes", "heart", "--max-sequences", "32", "--test", "4",
+            "--out", str(tmp_path)]
+    first = sprites_protocol.run(sprites_protocol.parse_args(argv))
+    assert first["frames"] == 2 * 32 * 15 and len(first["points"]) == 2
+    point = first["points"][-1]
+    for factor in sprites_protocol.FACTORS:
+        r = point[factor]
+        assert -1 <= r["capcorr"] <= 1 and -1 <= r["capcorr_authors"] <= 1
+        assert np.isfinite(r["ll_per_frame"]) and 0 <= r["roll_accuracy"] <= 1
+    argv[3] = "2000"  # the same command with a larger budget goes on from the checkpoint
+    second = sprites_protocol.run(sprites_protocol.parse_args(argv))
+    assert second["frames"] == 5 * 32 * 15 and second["points"][:2] == json.loads(
+        json.dumps(first["points"]))
+    assert "resuming tvae_partial" in capsys.readouterr().out
+    sprites_protocol.plot_curves(tmp_path, tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_peer_and_fresh_benchmarks_end_to_end(capsys):
+    import bench_fresh
+    import bench_peers
+
+    digits = load_digits_images(size=28).data
+    args = bench_peers.parse_args(["--epochs", "1", "--batches", "1"])
+    results = bench_peers.run(args, data=(digits[:256], digits[256:320]))
+    assert results["sktvae float32"]["train images/s"] > 0
+    assert np.isfinite(results["sktvae float32"]["log p(x)"])
+    assert results["reference"]["fit frames/s"] > 0
+    out = capsys.readouterr().out
+    assert "sktvae against pythae" in out and "reference-style" in out
+    ratios = bench_fresh.run(bench_fresh.parse_args(["--train", "32"]),
+                             images=(digits[:64] * 255).astype(np.uint8))
+    assert ratios["memory ratio"] == pytest.approx(18 * 3 / 2)  # float16 x 3 colours
+    assert ratios["speed ratio"] > 0
