@@ -20,12 +20,18 @@ from urllib.parse import unquote, urlparse
 
 DOCS = Path(__file__).resolve().parent
 HTML = DOCS / "_build" / "html"
-PAGES = ["index", "getting_started", "user_guide", "reproducing", "learned", "scaling", "api",
+PAGES = ["index", "getting_started", "user_guide/index", "user_guide/model",
+         "user_guide/sequences", "user_guide/pipelines", "user_guide/capsules",
+         "user_guide/maps", "user_guide/forecasting", "user_guide/sprites",
+         "user_guide/networks", "user_guide/training", "user_guide/promises",
+         "reproducing", "learned", "scaling", "api",
          "changelog", "generated/sktvae.TopographicVAE", "generated/sktvae.VAE",
          "generated/sktvae.SequenceTransformer",
          "generated/sktvae.metrics.equivariance_error", "generated/sktvae.metrics.forecast_error",
          "generated/sktvae.datasets.make_sprite_sequences",
-         "generated/sktvae.plotting.plot_forecast", "auto_examples/index"]
+         "generated/sktvae.plotting.plot_forecast", "generated/sktvae.FreshSequences",
+         "generated/sktvae.load", "generated/sktvae.metrics.log_likelihood_per_frame",
+         "generated/sktvae.datasets.sprite_grid_sequences", "auto_examples/index"]
 
 
 class _Images(HTMLParser):

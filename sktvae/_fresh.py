@@ -82,14 +82,20 @@ class FreshSequences:
         return out.reshape(len(rows), self.sequence_length, -1).float()
 
     def __getitem__(self, rows):
-        """Rows of the fixed draw as a :class:`~sktvae.SequenceArray` (a row index,
-        slice or index array, as for an ndarray)."""
-        if isinstance(rows, tuple):
-            raise IndexError("FreshSequences is indexed by rows only: X[rows].")
-        single = np.ndim(rows) == 0 and not isinstance(rows, slice)
-        rows = np.arange(len(self))[rows]
-        out = self._rendered(np.atleast_1d(rows))
-        return out[0] if single else out
+        """Rows, as an ndarray's: a slice or an index array gives the sequences of
+        those rows, still drawn afresh every epoch (so cross-validation splits keep
+        them fresh); one row index gives that row of the fixed draw, rendered."""
+        if isinstance(rows, tuple):  # X[rows, ...] (scikit-learn's) or X[rows, :]
+            if not rows or any(r is not Ellipsis and r != slice(None) for r in rows[1:]):
+                raise IndexError("FreshSequences is indexed by rows only: X[rows].")
+            rows = rows[0]
+        if np.ndim(rows) == 0 and not isinstance(rows, slice):
+            return self._rendered(np.atleast_1d(np.arange(len(self))[rows]))[0]
+        index = np.arange(len(self))[rows]
+        subset = FreshSequences(lambda r, seed: self.draw(index[r], seed), len(index),
+                                self.sequence_length, self.frame_shape, self.seed,
+                                self.value_range)
+        return subset
 
     def __array__(self, dtype=None, copy=None):
         """All rows of the fixed draw, rendered (memory of the whole sequences)."""

@@ -35,11 +35,10 @@ def _plain(value):
     return False
 
 
-def _digest(estimator, state):
+def _digest(module, state):
     """The module's tensors and layout (each submodule's attribute names) and the
-    estimator's plain attributes (its parameters, what the model was built with, the
-    fitted sizes), as a tensor of 16 bytes."""
-    module = estimator.net_.module_
+    estimator's plain attributes in ``state`` (its parameters, what the model was
+    built with, the fitted sizes), as a tensor of 16 bytes."""
     tensors = dict(module_tensors(module))
     plain = repr(sorted((k, v) for k, v in state.items() if _plain(v)))
     plain += repr([(type(m).__name__, sorted(vars(m))) for m in module.modules()])
@@ -51,13 +50,15 @@ class PersistenceMixin:
     def __getstate__(self):
         state = dict(super().__getstate__())  # a copy: the live object keeps its own
         if "net_" in state:
-            state["_weights_digest"] = _digest(self, state)
+            state["_weights_digest"] = _digest(self.net_.module_, state)
         return state
 
     def __setstate__(self, state):
         digest = state.pop("_weights_digest", None)
+        saved = dict(state)  # as written: the parent may take entries out of it
         super().__setstate__(state)
-        if "net_" in state and (digest is None or not digest.equal(_digest(self, state))):
+        if "net_" in saved and (digest is None or not digest.equal(
+                _digest(self.net_.module_, saved))):
             raise ValueError(
                 f"The tensors of this pickled {type(self).__name__} do not match the "
                 "checksum saved with them: the file is damaged or was changed after it "

@@ -59,7 +59,10 @@ def test_training_renders_a_batch_at_a_time_and_the_rest_sees_one_fixed_draw():
     assert max(rendered) == 8  # never the whole set of sequences
     fixed = np.asarray(X)
     np.testing.assert_array_equal(fixed, np.asarray(X))
-    np.testing.assert_array_equal(X[5:9], fixed[5:9])
+    assert isinstance(X[5:9], FreshSequences)  # a split stays fresh
+    np.testing.assert_array_equal(np.asarray(X[5:9]), fixed[5:9])
+    np.testing.assert_array_equal(np.asarray(X[[7, 2]]), fixed[[7, 2]])
+    np.testing.assert_array_equal(X[3], fixed[3])
     np.testing.assert_allclose(est.transform(X), est.transform(fixed))
     np.testing.assert_allclose(est.score_samples(X), est.score_samples(fixed))
 
@@ -71,6 +74,18 @@ def test_a_pipeline_and_a_grid_search_draw_afresh_and_name_the_frames_once():
     search = GridSearchCV(pipe, {"tvae__lr": [1e-3, 1e-2]}, cv=2).fit(IMAGES)
     assert np.isfinite(search.best_score_)
     assert np.isfinite(search.best_estimator_.score(IMAGES))
+
+
+def test_a_grid_search_on_fresh_sequences_keeps_them_fresh_in_each_fold():
+    from sklearn.model_selection import GridSearchCV
+
+    X = fresh()
+    search = GridSearchCV(tiny_tvae(max_epochs=2, callbacks=[Batches()],
+                                    iterator_train__shuffle=False),
+                          {"lr": [1e-3]}, cv=2).fit(X)
+    epochs = dict(search.best_estimator_.net_.callbacks_)["Batches"].epochs
+    first, second = (np.concatenate([b.numpy() for b in e]) for e in epochs)
+    assert not np.allclose(first, second)
 
 
 def test_fresh_sequences_are_checked_as_arrays_are():
