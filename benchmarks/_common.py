@@ -143,3 +143,51 @@ def fit_and_measure(models, X_train, tests, measure, describe, args):
         with open(args.out, "w") as fh:
             json.dump({"args": vars(args), "results": results}, fh, indent=1)
     return results
+
+
+def learning_curve(name, folder, make_model, X, evaluate, frames, eval_every):
+    """Train a model one epoch a ``partial_fit`` on ``X`` (sequences drawn afresh each
+    epoch) up to ``frames`` training frames, checkpointed after every epoch in
+    ``folder/<name>.joblib``, and measured by ``evaluate(est)`` (a dict) after the
+    first epoch and then every ``eval_every`` frames; the curve goes to
+    ``folder/<name>.json`` as it grows. Run again, it goes on from the checkpoint."""
+    import json
+    import os
+
+    import joblib
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    curve_path, model_path = folder / f"{name}.json", folder / f"{name}.joblib"
+    if model_path.exists():
+        est = joblib.load(model_path)
+        curve = json.loads(curve_path.read_text())
+        print(f"resuming {name} at {curve['frames']:.3g} frames", flush=True)
+    else:
+        est = make_model()
+        curve = {"model": name, "frames": 0, "seconds": 0.0, "points": [],
+                 "params": {k: repr(v) for k, v in est.get_params().items()},
+                 "threads": torch.get_num_threads(), "sequences_per_epoch": len(X)}
+    per_epoch = len(X) * X.sequence_length  # frames an epoch
+    next_eval = curve["points"][-1]["frames"] + eval_every if curve["points"] else 0
+    while curve["frames"] < frames:
+        start = time.perf_counter()
+        est.partial_fit(X)
+        curve["seconds"] += time.perf_counter() - start
+        curve["frames"] += per_epoch
+        joblib.dump(est, model_path.with_suffix(".tmp"))  # aside, then renamed: a run
+        os.replace(model_path.with_suffix(".tmp"), model_path)  # killed keeps the last
+        if curve["frames"] >= next_eval or curve["frames"] >= frames:
+            point = {"frames": curve["frames"], "seconds": curve["seconds"],
+                     "train_loss": est.history_[-1, "train_loss"], **evaluate(est)}
+            curve["points"].append(point)
+            next_eval = curve["frames"] + eval_every
+
+            def rounded(value):
+                if isinstance(value, dict):
+                    return {k: rounded(v) for k, v in value.items()}
+                return round(value, 3) if isinstance(value, float) else value
+
+            print(json.dumps(rounded(point)), flush=True)
+        curve_path.write_text(json.dumps(curve, indent=1))
+    return curve

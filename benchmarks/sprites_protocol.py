@@ -23,14 +23,11 @@ frames a second on one core of a 2-core AMD EPYC with AVX-512 BF16):
 
 import argparse
 import json
-import os
-import time
 from pathlib import Path
 
-import joblib
 import numpy as np
-import torch
 
+from _common import learning_curve
 from sktvae import VAE, FreshSequences, TopographicVAE
 from sktvae._sprites import GRID
 from sktvae.datasets import make_sprite_sequences, sprite_grid_sequences
@@ -103,9 +100,6 @@ def parse_args(argv=None):
 
 
 def run(args):
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    curve_path, model_path = out / f"{args.model}.json", out / f"{args.model}.joblib"
     X = sprite_grid_sequences(S, shapes=tuple(args.shapes.split(",")),
                               image_size=args.image_size, random_state=0)
     if args.max_sequences is not None and args.max_sequences < len(X):
@@ -113,33 +107,8 @@ def run(args):
         X = FreshSequences(lambda r, seed, full=X: full.draw(rows[r], seed), len(rows), S,
                            X.frame_shape, seed=X.seed)
     tests = held_out(args.test, args.image_size)
-    if model_path.exists():
-        est = joblib.load(model_path)
-        curve = json.loads(curve_path.read_text())
-        print(f"resuming {args.model} at {curve['frames']:.3g} frames", flush=True)
-    else:
-        est = make_model(args.model)
-        curve = {"model": args.model, "frames": 0, "seconds": 0.0, "points": [],
-                 "params": {k: repr(v) for k, v in est.get_params().items()},
-                 "threads": torch.get_num_threads(), "sequences_per_epoch": len(X)}
-    per_epoch = len(X) * S
-    next_eval = curve["points"][-1]["frames"] + args.eval_every if curve["points"] else 0
-    while curve["frames"] < args.frames:
-        start = time.perf_counter()
-        est.partial_fit(X)
-        curve["seconds"] += time.perf_counter() - start
-        curve["frames"] += per_epoch
-        _save(est, model_path)
-        if curve["frames"] >= next_eval or curve["frames"] >= args.frames:
-            point = {"frames": curve["frames"], "seconds": curve["seconds"],
-                     "train_loss": est.history_[-1, "train_loss"], **evaluate(est, tests)}
-            curve["points"].append(point)
-            next_eval = curve["frames"] + args.eval_every
-            print(json.dumps({"frames": point["frames"], "seconds": round(point["seconds"]),
-                              **{f: {k: round(v, 3) for k, v in point[f].items()}
-                                 for f in FACTORS}}), flush=True)
-        curve_path.write_text(json.dumps(curve, indent=1))
-    return curve
+    return learning_curve(args.model, args.out, lambda: make_model(args.model), X,
+                          lambda est: evaluate(est, tests), args.frames, args.eval_every)
 
 
 def plot_curves(folder, path):
@@ -178,13 +147,6 @@ def plot_curves(folder, path):
     fig.suptitle("Table 2 the authors' way: learning curves (held-out sequences)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-
-
-def _save(est, path):
-    """Written aside, then renamed: a run killed mid-write keeps the last checkpoint."""
-    tmp = path.with_suffix(".tmp")
-    joblib.dump(est, tmp)
-    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

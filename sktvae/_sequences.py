@@ -169,9 +169,10 @@ class SequenceTransformer(TransformerMixin, BaseEstimator):
         Colour grey images before transforming them: a name (``"red"``, ``"green"``,
         ``"blue"``, ``"yellow"``, ``"cyan"``, ``"magenta"``) or an RGB triple in [0, 1].
         Output frames then have 3 channels. Needs input in [0, 1].
-    random_start : bool, default=True
-        Start each sequence at a uniformly random phase of its cycle (the paper's
-        setting); ``False`` starts all at 0.
+    random_start : bool or "grid", default=True
+        Start each sequence at a uniformly random phase of its cycle; ``"grid"`` at a
+        random whole step of it (``k / sequence_length``: with 18 frames, a multiple of
+        20 degrees, the paper's MNIST grid); ``False`` starts all at 0.
     dtype : {np.float32, np.float64, np.float16, np.uint8}, default=np.float32
         Output dtype. ``np.uint8`` stores ``round(255 * x)`` (4x less memory than
         float32; divide by 255 before use).
@@ -226,7 +227,7 @@ class SequenceTransformer(TransformerMixin, BaseEstimator):
         "n_channels": [Interval(Integral, 1, None, closed="left")],
         "combine": [StrOptions({"compose", "random"})],
         "color": [StrOptions(set(COLORS)), tuple, list, np.ndarray, None],
-        "random_start": ["boolean"],
+        "random_start": ["boolean", StrOptions({"grid"})],
         "dtype": [Options(type, {np.float32, np.float64, np.float16, np.uint8})],
         "random_state": ["random_state"],
         "fresh_each_epoch": ["boolean"],
@@ -431,6 +432,8 @@ class SequenceTransformer(TransformerMixin, BaseEstimator):
             chosen = rng.randint(len(families), size=n)
             varies = np.arange(len(families))[None, :] == chosen[:, None]
             start = np.where(varies, start, rng.random_sample((n, len(families))))
+        if self.random_start == "grid":  # whole steps: frames on the cycle's S values
+            start = np.floor(start * S) / S
         phase = (start[:, :, None] + varies[:, :, None] * steps) % 1.0  # (n, F, S)
         phase = torch.from_numpy(phase)
         values = {}

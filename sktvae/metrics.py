@@ -264,10 +264,13 @@ def _frames(estimator, X):
 
 def roll_prediction_accuracy(estimator: _BaseVAE, X: ArrayLike, *, tolerance: int = 1,
                              capsule_shape: tuple[int, ...] | None = None,
-                             by_shift: bool = False) -> float | NDArray[np.float64]:
+                             by_shift: bool = False, encode: str = "alone"
+                             ) -> float | NDArray[np.float64]:
     """Fraction of capsule rolls of frame 0 that decode to the right later frame.
 
-    Frame 0 of each sequence is encoded on its own; its capsules are rolled by
+    Frame 0 of each sequence is encoded on its own (or, with ``encode="sequence"``,
+    taken from the latents of the whole encoded sequence, as the paper's figures
+    roll it); its capsules are rolled by
     ``k = 1 .. S-1``; the decoded image counts as right when the nearest true frame of
     the sequence (mean squared error) is frame ``k`` within ``tolerance`` steps of the
     cycle. Chance is ``(2 * tolerance + 1) / S``. A decoder that blurs towards the mean
@@ -291,6 +294,10 @@ def roll_prediction_accuracy(estimator: _BaseVAE, X: ArrayLike, *, tolerance: in
         whether short rolls work and long ones fail (partial equivariance). Read it
         with ``tolerance=0`` too: at ``tolerance=1`` rolls ``1`` and ``S-1`` pass even
         when nothing moves.
+    encode : {"alone", "sequence"}, default="alone"
+        How frame 0's latent is had: encoded alone (no other frame seen; the harder
+        test), or from the whole sequence encoded together (``transform``), whose
+        window has seen the frames the rolls should reach.
 
     Returns
     -------
@@ -316,9 +323,14 @@ def roll_prediction_accuracy(estimator: _BaseVAE, X: ArrayLike, *, tolerance: in
     if not _is_int(tolerance) or not 0 <= tolerance < S // 2:
         raise ValueError(f"tolerance must be an int in [0, sequence_length // 2) = [0, "
                          f"{S // 2}) steps, or every roll would pass; got {tolerance!r}.")
+    if encode not in ("alone", "sequence"):
+        raise ValueError(f"encode must be 'alone' or 'sequence'; got {encode!r}.")
     shape = _capsule_shape(estimator, capsule_shape)
     frames = _frames(estimator, X)
-    t0 = estimator._encode_frames(frames[:, 0]).reshape(len(frames), *shape)
+    if encode == "alone":
+        t0 = estimator._encode_frames(frames[:, 0]).reshape(len(frames), *shape)
+    else:
+        t0 = estimator.transform(X).reshape(len(frames), S, *shape)[:, 0]
     hits = _cycle_hits(_rolled_nearest_frames(estimator, t0, frames), np.arange(1, S), S,
                        tolerance)
     return hits.mean(0) if by_shift else float(hits.mean())

@@ -177,3 +177,29 @@ def test_metric_arguments_are_checked_not_misread(X):
             morans_i(np.ones((1, 8)), grid)
     with pytest.raises(ValueError, match="threshold must be a finite number"):
         selectivity_summary(est, X, np.arange(n) % 2, threshold=np.nan)
+
+
+def test_rolls_of_frame_zero_taken_from_the_whole_sequence(rotating_digits, monkeypatch):
+    """encode="sequence" rolls frame 0's latent as transform gives it, not frame 0
+    encoded alone: an oracle right in sequence and wrong alone scores 1 and 0."""
+    est = tiny_tvae(sequence_length=4, n_capsules=1, capsule_dim=4)
+    est.fit(rotating_digits)
+    frames = rotating_digits.reshape(len(rotating_digits), 4, -1)
+    n = len(frames)
+    in_sequence = np.stack([np.eye(4)[0] * (i + 1) for i in range(n)]).astype(np.float32)
+    monkeypatch.setattr(est, "transform", lambda X: np.repeat(
+        in_sequence[:, None], 4, 1).reshape(n, -1))
+    monkeypatch.setattr(est, "_encode_frames", lambda F0: np.zeros((len(F0), 4), np.float32))
+
+    def decode(T):
+        T = T.numpy()
+        rows = T.max(-1).round().astype(int) - 1
+        decoded = frames[np.maximum(rows, 0), T.argmax(-1)] * (rows[..., None] >= 0)
+        return decoded.reshape(len(T), -1)  # all-zero latents decode to black
+
+    monkeypatch.setattr(est, "_decode", decode)
+    assert roll_prediction_accuracy(est, rotating_digits, tolerance=0,
+                                    encode="sequence") == 1.0
+    assert roll_prediction_accuracy(est, rotating_digits, tolerance=0) < 0.5
+    with pytest.raises(ValueError, match="encode must be 'alone' or 'sequence'"):
+        roll_prediction_accuracy(est, rotating_digits, encode="whole")

@@ -318,3 +318,22 @@ def test_peer_and_fresh_benchmarks_end_to_end(capsys):
                              images=(digits[:64] * 255).astype(np.uint8))
     assert ratios["memory ratio"] == pytest.approx(18 * 3 / 2)  # float16 x 3 colours
     assert ratios["speed ratio"] > 0
+
+
+@pytest.mark.slow
+def test_generalization_curves_train_on_fresh_sequences_and_resume(tmp_path, capsys):
+    import generalization_curves
+
+    digits = (load_digits_images(size=28).data * 255).astype(np.uint8)
+    argv = ["--model", "tvae", "--frames", "500", "--hidden", "16", "--out", str(tmp_path)]
+    curve = generalization_curves.run(generalization_curves.parse_args(argv),
+                                      images=(digits[:16], digits[100:104]))
+    assert curve["frames"] == 2 * 16 * 18 and len(curve["points"]) == 2
+    r = curve["points"][-1]["rotation+hue"]
+    assert 0 <= r["roll_sequence"] <= 1 and 0 <= r["roll_alone"] <= 1
+    assert r["forecast_to_repeat_last"] > 0 and np.isfinite(r["ll_per_frame"])
+    argv[3] = "900"
+    again = generalization_curves.run(generalization_curves.parse_args(argv),
+                                      images=(digits[:16], digits[100:104]))
+    assert again["frames"] == 4 * 16 * 18
+    assert "resuming tvae" in capsys.readouterr().out
