@@ -1,5 +1,6 @@
 """Helpers the benchmarks share: the paper's MNIST model sizes, FLOP counts, timing, RSS."""
 
+import os
 import resource
 import sys
 import time
@@ -145,20 +146,30 @@ def fit_and_measure(models, X_train, tests, measure, describe, args):
     return results
 
 
-def learning_curve(name, folder, make_model, X, evaluate, frames, eval_every):
+# Checkpoints of the long runs: outside the work tree (a new checkout does not carry
+# them; the machine, handed to the next session, may), 100 MB and more each.
+CHECKPOINTS = Path(os.environ.get("SKTVAE_CHECKPOINTS",
+                                  Path.home() / ".cache" / "sktvae" / "checkpoints"))
+
+
+def learning_curve(name, folder, make_model, X, evaluate, frames, eval_every,
+                   checkpoints=None):
     """Train a model one epoch a ``partial_fit`` on ``X`` (sequences drawn afresh each
     epoch) up to ``frames`` training frames, checkpointed after every epoch in
-    ``folder/<name>.joblib``, and measured by ``evaluate(est)`` (a dict) after the
-    first epoch and then every ``eval_every`` frames; the curve goes to
-    ``folder/<name>.json`` as it grows. Run again, it goes on from the checkpoint."""
+    ``checkpoints/<name>.joblib`` (default ``CHECKPOINTS/<folder's name>``), and
+    measured by ``evaluate(est)`` (a dict) after the first epoch and then every
+    ``eval_every`` frames; the curve goes to ``folder/<name>.json`` as it grows. Run
+    again, it goes on from the checkpoint."""
     import json
-    import os
 
     import joblib
 
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    curve_path, model_path = folder / f"{name}.json", folder / f"{name}.joblib"
+    checkpoints = Path(checkpoints) if checkpoints is not None else \
+        CHECKPOINTS / folder.resolve().name
+    for path in (folder, checkpoints):
+        path.mkdir(parents=True, exist_ok=True)
+    curve_path, model_path = folder / f"{name}.json", checkpoints / f"{name}.joblib"
     if model_path.exists():
         est = joblib.load(model_path)
         curve = json.loads(curve_path.read_text())

@@ -90,6 +90,9 @@ def parse_args(argv=None):
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--shapes", default="square,ellipse,heart")
     parser.add_argument("--out", default=str(HERE / "results"))
+    parser.add_argument("--checkpoints", default=None,
+                        help="folder of the checkpoints (default: under "
+                             "~/.cache/sktvae/checkpoints, outside the work tree)")
     parser.add_argument("--figure", default=None,
                         help="draw the curves of every model in --out to this PNG, and "
                              "train nothing")
@@ -108,7 +111,8 @@ def run(args):
                            X.frame_shape, seed=X.seed)
     tests = held_out(args.test, args.image_size)
     return learning_curve(args.model, args.out, lambda: make_model(args.model), X,
-                          lambda est: evaluate(est, tests), args.frames, args.eval_every)
+                          lambda est: evaluate(est, tests), args.frames, args.eval_every,
+                          args.checkpoints)
 
 
 def plot_curves(folder, path):

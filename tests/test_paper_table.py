@@ -284,7 +284,7 @@ def test_sprites_protocol_trains_resumes_and_draws(tmp_path, capsys):
 
     argv = ["--model", "tvae_partial", "--frames", "900", "--image-size", "16",
             "--shapes", "heart", "--max-sequences", "32", "--test", "4",
-            "--out", str(tmp_path)]
+            "--out", str(tmp_path), "--checkpoints", str(tmp_path / "checkpoints")]
     first = sprites_protocol.run(sprites_protocol.parse_args(argv))
     assert first["frames"] == 2 * 32 * 15 and len(first["points"]) == 2
     point = first["points"][-1]
@@ -297,6 +297,7 @@ def test_sprites_protocol_trains_resumes_and_draws(tmp_path, capsys):
     assert second["frames"] == 5 * 32 * 15 and second["points"][:2] == json.loads(
         json.dumps(first["points"]))
     assert "resuming tvae_partial" in capsys.readouterr().out
+    assert (tmp_path / "checkpoints" / "tvae_partial.joblib").exists()
     sprites_protocol.plot_curves(tmp_path, tmp_path / "curves.png")
     assert (tmp_path / "curves.png").stat().st_size > 0
 
@@ -325,7 +326,8 @@ def test_generalization_curves_train_on_fresh_sequences_and_resume(tmp_path, cap
     import generalization_curves
 
     digits = (load_digits_images(size=28).data * 255).astype(np.uint8)
-    argv = ["--model", "tvae", "--frames", "500", "--hidden", "16", "--out", str(tmp_path)]
+    argv = ["--model", "tvae", "--frames", "500", "--hidden", "16", "--out", str(tmp_path),
+            "--checkpoints", str(tmp_path / "checkpoints")]
     curve = generalization_curves.run(generalization_curves.parse_args(argv),
                                       images=(digits[:16], digits[100:104]))
     assert curve["frames"] == 2 * 16 * 18 and len(curve["points"]) == 2
