@@ -243,17 +243,10 @@ def test_the_number_of_frames_is_named_once_in_a_pipeline_and_a_grid_search():
 
 def test_a_per_frame_scorer_compares_sequence_lengths():
     from sklearn.model_selection import GridSearchCV
-    from sklearn.pipeline import Pipeline
 
-    from sktvae import TopographicVAE
-    from sktvae.datasets import load_digits_images
     from sktvae.metrics import log_likelihood_per_frame
 
-    images = load_digits_images(size=8, return_X_y=True)[0][:40]
-    pipe = Pipeline([("seq", SequenceTransformer(sequence_length=4, image_shape=(8, 8),
-                                                 random_state=0)),
-                     ("tvae", TopographicVAE(2, 4, hidden_layer_sizes=(8,), max_epochs=1,
-                                             temporal_window=1, random_state=0))])
+    images, pipe = _digits_and_pipeline(40)
     search = GridSearchCV(pipe, {"seq__sequence_length": [2, 4]}, cv=2,
                           scoring=log_likelihood_per_frame).fit(images)
     for S, score in zip((2, 4), search.cv_results_["mean_test_score"]):
@@ -267,16 +260,8 @@ def test_a_per_frame_scorer_compares_sequence_lengths():
 
 def test_keep_frames_gives_the_observed_frames_a_pipelines_model_forecasts_from():
     from sklearn.base import clone
-    from sklearn.pipeline import Pipeline
 
-    from sktvae import TopographicVAE
-    from sktvae.datasets import load_digits_images
-
-    images = load_digits_images(size=8, return_X_y=True)[0][:30]
-    pipe = Pipeline([("seq", SequenceTransformer(sequence_length=4, image_shape=(8, 8),
-                                                 random_state=0)),
-                     ("tvae", TopographicVAE(2, 4, hidden_layer_sizes=(8,), max_epochs=1,
-                                             temporal_window=1, random_state=0))])
+    images, pipe = _digits_and_pipeline(30)
     pipe.fit(images)
     whole = pipe[0].transform(images)
     seen = clone(pipe[0]).set_params(keep_frames=2).fit(images).transform(images)
@@ -286,3 +271,17 @@ def test_keep_frames_gives_the_observed_frames_a_pipelines_model_forecasts_from(
     assert forecast.shape == (30, 2 * 64)
     with pytest.raises(ValueError, match="keep_frames=5 is more than"):
         clone(pipe[0]).set_params(keep_frames=5).fit(images).transform(images)
+
+
+def _digits_and_pipeline(n):
+    """``n`` 8 x 8 digits and a tiny Pipeline of 4-frame rotations into a TVAE."""
+    from sklearn.pipeline import Pipeline
+
+    from sktvae import TopographicVAE
+    from sktvae.datasets import load_digits_images
+
+    images = load_digits_images(size=8, return_X_y=True)[0][:n]
+    return images, Pipeline([
+        ("seq", SequenceTransformer(sequence_length=4, image_shape=(8, 8), random_state=0)),
+        ("tvae", TopographicVAE(2, 4, hidden_layer_sizes=(8,), max_epochs=1,
+                                temporal_window=1, random_state=0))])
