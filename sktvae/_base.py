@@ -113,9 +113,8 @@ class _BaseVAE(ParamsMixin, RuntimeMixin, PersistenceMixin, TransformerMixin,
             what it has learnt and can go on (``warm_start``, :meth:`partial_fit`).
         """
         self._check_params()
-        initialize = not (self.warm_start and hasattr(self, "net_"))
-        X = self._validate_sequences(X, reset=initialize, training=True)
-        return self._train(X, self.max_epochs, initialize)
+        return self._train(X, self.max_epochs,
+                           initialize=not (self.warm_start and hasattr(self, "net_")))
 
     def partial_fit(self, X: ArrayLike, y: None = None) -> Self:
         """Train for one epoch on ``X``, initialising the model on the first call.
@@ -139,9 +138,7 @@ class _BaseVAE(ParamsMixin, RuntimeMixin, PersistenceMixin, TransformerMixin,
             The estimator, trained one more epoch.
         """
         self._check_params()
-        initialize = not hasattr(self, "net_")
-        X = self._validate_sequences(X, reset=initialize, training=True)
-        return self._train(X, 1, initialize)
+        return self._train(X, 1, initialize=not hasattr(self, "net_"))
 
     def _validate_sequences(self, X, reset, training=False):
         if not reset:
@@ -152,17 +149,37 @@ class _BaseVAE(ParamsMixin, RuntimeMixin, PersistenceMixin, TransformerMixin,
         """skorch's ``partial_fit`` for ``epochs`` on a net built (or renewed) from the
         parameters as they are now: callbacks' ``on_train_begin``/``end`` run; Ctrl-C
         stops after the last completed batch, leaving a usable estimator; a fit that
-        blows up is restored to its last good state (``StopOnNonFiniteLoss``)."""
+        blows up is restored to its last good state (``StopOnNonFiniteLoss``). A call
+        refused before training starts (bad input, a model that cannot be built)
+        leaves the estimator as it was: fitted attributes are not half replaced."""
+        before = dict(vars(self))
+        try:
+            X = self._validate_sequences(X, reset=initialize, training=True)
+        except Exception:
+            self._restore(before)
+            raise
+        refused = None
         with training_rng(self, initialize):
-            if initialize:
-                self._initialize(X)
+            try:
+                if initialize:
+                    self._initialize(X)
+                else:
+                    self.net_ = _build.renew_net(self)
+                _build.apply_precision(self)
+            except Exception as error:
+                refused = error
             else:
-                self.net_ = _build.renew_net(self)
-            _build.apply_precision(self)
-            self.net_.partial_fit(X, None, epochs=epochs)
+                self.net_.partial_fit(X, None, epochs=epochs)
+        if refused is not None:
+            self._restore(before)
+            raise refused
         if self.net_.interrupted_:
             raise KeyboardInterrupt  # the caller (a loop, GridSearchCV) stops too
         return self
+
+    def _restore(self, state):
+        vars(self).clear()
+        vars(self).update(state)
 
     def _initialize(self, X):
         """Build the module and its net for sequences ``X`` ``(n, S, F)``."""

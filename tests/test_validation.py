@@ -689,3 +689,27 @@ def test_a_corrupted_joblib_file_is_refused_by_name_or_loads_unchanged(X, tmp_pa
         np.testing.assert_array_equal(loaded.score_samples(X), S)
         outcomes.append("unchanged")
     assert outcomes.count("refused") > 30
+
+
+def test_a_refused_fit_leaves_the_estimator_as_it_was(X):
+    """Bad input or a model that cannot be built: a fitted estimator keeps its model
+    and fitted attributes whole, an unfitted one stays unfitted."""
+    from sklearn.exceptions import NotFittedError
+
+    est = tiny_tvae().fit(X)
+    before, T = dict(vars(est)), est.transform(X)
+    wide = np.random.default_rng(1).random((8, 4 * 10)).astype(np.float32)
+    for bad in (dict(frame_shape=(1, 2, 4)), dict(capsule_dim=10 ** 7)):
+        with pytest.raises(ValueError):
+            est.set_params(**bad).fit(wide)
+        est.set_params(**{k: tiny_tvae().get_params()[k] for k in bad})
+        assert est.n_features_in_ == 24 and vars(est).keys() == before.keys()
+        np.testing.assert_array_equal(est.transform(X), T)
+    with pytest.raises(ValueError, match="NaN"):
+        est.fit(np.full_like(X, np.nan))
+    np.testing.assert_array_equal(est.transform(X), T)
+    fresh = tiny_tvae(capsule_dim=10 ** 7)
+    with pytest.raises(ValueError):
+        fresh.fit(X)
+    with pytest.raises(NotFittedError):
+        fresh.transform(X)
