@@ -3,7 +3,7 @@ or cached), and dSprites-style sprites drawn from their factors.
 
 Nothing here downloads unless asked to: ``load_digits_images`` reads the copy that ships
 with scikit-learn, and ``fetch_mnist`` reads a local file, then its cache, and only then
-downloads once (scikit-learn's ``fetch_file``: retried, verified by SHA-256) when
+downloads once (retried, within one deadline, verified by its checksum) when
 ``download_if_missing=True``.
 """
 
