@@ -93,6 +93,9 @@ def parse_args(argv=None):
     parser.add_argument("--checkpoints", default=None,
                         help="folder of the checkpoints (default: under "
                              "~/.cache/sktvae/checkpoints, outside the work tree)")
+    parser.add_argument("--table", action="store_true",
+                        help="print the latest point of every model in --out, and train "
+                             "nothing")
     parser.add_argument("--figure", default=None,
                         help="draw the curves of every model in --out to this PNG, and "
                              "train nothing")
@@ -113,6 +116,19 @@ def run(args):
     return learning_curve(args.model, args.out, lambda: make_model(args.model), X,
                           lambda est: evaluate(est, tests), args.frames, args.eval_every,
                           args.checkpoints)
+
+
+def table(folder):
+    """The latest point of every model in ``folder`` as a Markdown table."""
+    rows = ["| model | frames | " + " | ".join(FACTORS) + " |",
+            "| --- | --- | " + " | ".join("---" for _ in FACTORS) + " |"]
+    for p in sorted(Path(folder).glob("*.json")):
+        last = json.loads(p.read_text())["points"][-1]
+        cells = [f"{last[f]['capcorr_authors']:.2f} (floor {last[f]['authors_floor']:.2f}), "
+                 f"{last[f]['capcorr']:.2f}, {last[f]['roll_accuracy']:.2f}, "
+                 f"{last[f]['ll_per_frame']:.1f}" for f in FACTORS]
+        rows.append(f"| {p.stem} | {last['frames'] / 1e6:.1f} M | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
 
 
 def plot_curves(folder, path):
@@ -155,7 +171,9 @@ def plot_curves(folder, path):
 
 if __name__ == "__main__":
     arguments = parse_args()
-    if arguments.figure:
+    if arguments.table:
+        print(table(arguments.out))
+    elif arguments.figure:
         plot_curves(arguments.out, arguments.figure)
     else:
         run(arguments)
