@@ -153,13 +153,14 @@ CHECKPOINTS = Path(os.environ.get("SKTVAE_CHECKPOINTS",
 
 
 def learning_curve(name, folder, make_model, X, evaluate, frames, eval_every,
-                   checkpoints=None):
+                   checkpoints=None, restart=False):
     """Train a model one epoch a ``partial_fit`` on ``X`` (sequences drawn afresh each
     epoch) up to ``frames`` training frames, checkpointed after every epoch in
     ``checkpoints/<name>.joblib`` (default ``CHECKPOINTS/<folder's name>``), and
     measured by ``evaluate(est)`` (a dict) after the first epoch and then every
     ``eval_every`` frames; the curve goes to ``folder/<name>.json`` as it grows. Run
-    again, it goes on from the checkpoint."""
+    again, it goes on from the checkpoint; a curve without its checkpoint (another
+    machine) is not overwritten unless ``restart``."""
     import json
 
     import joblib
@@ -175,6 +176,11 @@ def learning_curve(name, folder, make_model, X, evaluate, frames, eval_every,
         curve = json.loads(curve_path.read_text())
         print(f"resuming {name} at {curve['frames']:.3g} frames", flush=True)
     else:
+        if curve_path.exists() and not restart:
+            raise FileNotFoundError(
+                f"{curve_path} holds a curve, but its checkpoint {model_path} is missing "
+                "(another machine?): copy the checkpoint there to go on, or pass "
+                "--restart to train from scratch and replace the curve.")
         est = make_model()
         curve = {"model": name, "frames": 0, "seconds": 0.0, "points": [],
                  "params": {k: repr(v) for k, v in est.get_params().items()},

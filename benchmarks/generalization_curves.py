@@ -70,6 +70,9 @@ def parse_args(argv=None):
     parser.add_argument("--test", type=int, default=300, help="test digits")
     parser.add_argument("--hidden", default="972,648")
     parser.add_argument("--out", default=str(HERE / "results" / "generalization"))
+    parser.add_argument("--restart", action="store_true",
+                        help="train from scratch, replacing a curve whose checkpoint "
+                             "is missing")
     parser.add_argument("--checkpoints", default=None,
                         help="folder of the checkpoints (default: under "
                              "~/.cache/sktvae/checkpoints, outside the work tree)")
@@ -87,7 +90,7 @@ def run(args, images=None):
     hidden = tuple(int(h) for h in args.hidden.split(","))
     return learning_curve(args.model, args.out, lambda: make_model(args.model, hidden), X,
                           lambda est: evaluate(est, X_test), args.frames, args.eval_every,
-                          args.checkpoints)
+                          args.checkpoints, args.restart)
 
 
 if __name__ == "__main__":

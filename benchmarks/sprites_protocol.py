@@ -90,6 +90,9 @@ def parse_args(argv=None):
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--shapes", default="square,ellipse,heart")
     parser.add_argument("--out", default=str(HERE / "results"))
+    parser.add_argument("--restart", action="store_true",
+                        help="train from scratch, replacing a curve whose checkpoint "
+                             "is missing")
     parser.add_argument("--checkpoints", default=None,
                         help="folder of the checkpoints (default: under "
                              "~/.cache/sktvae/checkpoints, outside the work tree)")
@@ -115,7 +118,7 @@ def run(args):
     tests = held_out(args.test, args.image_size)
     return learning_curve(args.model, args.out, lambda: make_model(args.model), X,
                           lambda est: evaluate(est, tests), args.frames, args.eval_every,
-                          args.checkpoints)
+                          args.checkpoints, args.restart)
 
 
 def table(folder):

@@ -298,6 +298,9 @@ def test_sprites_protocol_trains_resumes_and_draws(tmp_path, capsys):
         json.dumps(first["points"]))
     assert "resuming tvae_partial" in capsys.readouterr().out
     assert (tmp_path / "checkpoints" / "tvae_partial.joblib").exists()
+    (tmp_path / "checkpoints" / "tvae_partial.joblib").unlink()  # another machine
+    with pytest.raises(FileNotFoundError, match="checkpoint .* is missing"):
+        sprites_protocol.run(sprites_protocol.parse_args(argv))
     sprites_protocol.plot_curves(tmp_path, tmp_path / "curves.png")
     assert (tmp_path / "curves.png").stat().st_size > 0
 
