@@ -416,10 +416,6 @@ class TopographicVAEModule(nn.Module):
         """
         x = x.float()  # float16 data is converted batch by batch
         z_mean, z_logvar, u_mean, u_logvar = self.encode(x)
-        # A log-variance at its clamp means the fit has blown up (a clamp passes no
-        # gradient): noted on the device for the estimator's check (StopOnNonFiniteLoss).
-        self.bound_hit_ = torch.stack([v.detach().abs().amax() for v in (z_logvar, u_logvar)
-                                       if v is not None]).amax() >= _MAX_LOG_VAR
         z = z_mean + torch.randn_like(z_mean) * torch.exp(0.5 * z_logvar)
         kl = gaussian_kl(z_mean, z_logvar)
         u = None

@@ -16,7 +16,7 @@ from skorch.dataset import get_len
 from skorch.hf import AccelerateMixin
 
 from ._fresh import FreshBatches, FreshFrames
-from ._model import module_tensors
+from ._model import _MAX_LOG_VAR, module_tensors
 from ._persistence import check_readable
 
 _MOVE_SHARE = 0.25  # of a GPU's free memory: data up to it is moved there whole
@@ -338,21 +338,28 @@ def discard(*args, **kwargs):
     """
 
 
+# A training loss above this many nats a sequence is a blow-up: an encoder's
+# log-variance at its clamp (+60) alone adds 0.5 e^60 = 5.7e25 to a sequence's KL.
+_LOSS_BOUND = 1e20
+
+
 class StopOnNonFiniteLoss(Callback):
     """Stop a fit that blows up with a clear error, and restore the last good state.
 
     A fit has blown up when a loss or a gradient is not finite, when a parameter is
-    not finite after a step, or when an encoder's log-variance reaches the bound the
-    module clamps it at (``|log-variance| = 60``, a standard deviation of 1e13: no
-    trained posterior comes near it, and a clamp passes no gradient, so a model
-    pushed there would otherwise turn into a finite, dead one). Gradients and the
-    bound are checked after each backward pass by the op ``torch.amp.GradScaler``
-    runs, which sets a flag on the device; a fused optimizer (sktvae's default
-    Adam, AdamW and SGD) is handed that flag and skips its update from then on.
+    not finite after a step, or when a loss passes 1e20 nats a sequence: what an
+    encoder's log-variance at the bound the module clamps it at (+60, a standard
+    deviation of 1e13, far from any trained posterior) adds to the KL alone, 5.7e25;
+    a clamp passes no gradient, so a model pushed there would otherwise turn into a
+    finite, dead one. Gradients are checked after each backward pass by the op
+    ``torch.amp.GradScaler`` runs, which sets a flag on the device; a fused optimizer
+    (sktvae's default Adam, AdamW and SGD) is handed that flag and skips its update
+    from then on.
 
-    The flag and the parameters are read at check points: every ``check_every``
-    batches and when an epoch ends (any other optimizer has the flag read before
-    each step as well). At each clean check the state is saved, and the state saved
+    The flag, the parameters and the losses recorded since (they stay on the device
+    until read) are read at check points: every ``check_every`` batches and when an
+    epoch ends (any other optimizer has the flag read before each step as well), so
+    the check costs a step nothing beyond the gradients' test. At each clean check the state is saved, and the state saved
     at the check before becomes the last good one (a state counts as good once the
     batches after it ran clean). When the fit has blown up, the module's parameters
     and buffers and the optimizer's state are restored to that last good state (at
@@ -364,6 +371,8 @@ class StopOnNonFiniteLoss(Callback):
         self.check_every = check_every
 
     def on_train_begin(self, net, **kwargs):
+        self.scanned_ = (len(net.history), len(net.history[-1]["batches"])
+                         if len(net.history) else 0)
         if not _is_count(self.check_every):
             raise ValueError("callbacks__stop_on_non_finite__check_every must be a "
                              f"positive int; got {self.check_every!r}.")
@@ -388,9 +397,6 @@ class StopOnNonFiniteLoss(Callback):
         if found is None or found.device != grads[0].device:
             found = self.found_inf_ = torch.zeros((), device=grads[0].device)
         _note_non_finite(grads, found)
-        bound = getattr(getattr(net, "module_", None), "bound_hit_", None)
-        if bound is not None:
-            found.copy_(torch.maximum(found, bound.to(found.device, found.dtype)))
         if getattr(optimizer, "_step_supports_amp_scaling", False):
             optimizer.found_inf = found  # read by its fused step
         elif found.item():  # before this step: nothing skips it otherwise
@@ -399,6 +405,7 @@ class StopOnNonFiniteLoss(Callback):
     def on_batch_end(self, net, batch=None, training=False, loss=None, **kwargs):
         if loss is None or not training or getattr(self, "good_", None) is None:
             return
+        self.last_batch_ = batch[0] if isinstance(batch, (tuple, list)) else batch
         if _scales_gradients(net):
             value = float(loss.detach())
             if not math.isfinite(value):
@@ -413,7 +420,7 @@ class StopOnNonFiniteLoss(Callback):
     def on_train_end(self, net, **kwargs):
         self._release(net)
         self._check(net)
-        self.good_ = self.pending_ = None  # no copies of the model kept after fit
+        self.good_ = self.pending_ = self.last_batch_ = None  # no copies kept after fit
 
     @staticmethod
     def _release(net):
@@ -430,11 +437,12 @@ class StopOnNonFiniteLoss(Callback):
         self.unchecked_ = 0
         found = getattr(self, "found_inf_", None)
         params = [p.detach() for p in net.module_.parameters()]
-        if params:
+        if params:  # one read of the device: every test folded into one flag
             flag = torch.zeros((), device=params[0].device)
             _note_non_finite(params, flag)
-            if found is not None:
-                flag = torch.maximum(flag, found.to(flag.device))
+            for other in (found, self._at_bound(net), self._loss_past_bound(net)):
+                if other is not None:
+                    flag = torch.maximum(flag, other.to(flag.device, flag.dtype))
             if flag.item():
                 self._fail(net)
         if self.pending_ is not None:
@@ -443,15 +451,49 @@ class StopOnNonFiniteLoss(Callback):
         self.pending_ = (_snapshot(net), f"after batch {batches} of epoch "
                                          f"{len(net.history)}")
 
-    def _fail(self, net, what="The loss, a gradient or a parameter became non-finite "
-                              "(or an encoder's variance reached its bound)"):
+    def _loss_past_bound(self, net):
+        """Whether a training loss recorded since the last check passed the bound or
+        is not finite, as a tensor (the losses stay on the device until their epoch
+        ends; at its end they are floats already)."""
+        if not len(net.history):
+            return None
+        epoch, seen = getattr(self, "scanned_", (0, 0))
+        if epoch != len(net.history):
+            seen = 0
+        rows = net.history[-1]["batches"][seen:]
+        self.scanned_ = (len(net.history), seen + len(rows))
+        values = [row["train_loss"] for row in rows if "train_loss" in row]
+        tensors = [v for v in values if isinstance(v, torch.Tensor)]
+        past = any(not abs(v) <= _LOSS_BOUND for v in values
+                   if not isinstance(v, torch.Tensor))  # NaN too
+        if tensors:
+            largest = torch.stack([t.float() for t in tensors]).abs().max()
+            return (~(largest <= _LOSS_BOUND)) | past
+        return torch.tensor(past)
+
+    def _at_bound(self, net):
+        """Whether an encoder's log-variance is at its clamp on the last training
+        batch (a clamp passes no gradient: a model pushed there stays there), as a
+        tensor; one pass of the encoders a check."""
+        batch, encode = getattr(self, "last_batch_", None), getattr(net.module_, "encode",
+                                                                    None)
+        if batch is None or encode is None:
+            return None
+        self.last_batch_ = None
+        with torch.no_grad():
+            logvars = [v for v in encode(batch.float())[1::2] if v is not None]
+        return torch.stack([v.abs().amax() for v in logvars]).amax() >= _MAX_LOG_VAR
+
+    def _fail(self, net, what="The loss, a gradient or a parameter became non-finite, "
+                              "or the fit reached a bound (an encoder's variance at its "
+                              "clamp, a loss past 1e20 nats)"):
         restored = "It was stopped before that step."
         if getattr(self, "good_", None) is not None:
             state, when = self.good_
             _restore(net, state)
             restored = ("The model (its parameters and the optimizer's state) was "
                         f"restored to the last state checked good, {when}.")
-        self.found_inf_ = None
+        self.found_inf_ = self.last_batch_ = None
         self.good_ = self.pending_ = None
         self._release(net)  # skorch runs no on_train_end after this error
         raise FloatingPointError(
