@@ -152,6 +152,19 @@ CHECKPOINTS = Path(os.environ.get("SKTVAE_CHECKPOINTS",
                                   Path.home() / ".cache" / "sktvae" / "checkpoints"))
 
 
+def add_curve_arguments(parser, out):
+    """The options of a learning-curve benchmark: budget, evaluation, where to write."""
+    parser.add_argument("--frames", type=float, default=20e6, help="training budget")
+    parser.add_argument("--eval-every", type=float, default=2e6, help="frames")
+    parser.add_argument("--out", default=str(out), help="folder of the curves (JSON)")
+    parser.add_argument("--restart", action="store_true",
+                        help="train from scratch, replacing a curve whose checkpoint "
+                             "is missing")
+    parser.add_argument("--checkpoints", default=None,
+                        help="folder of the checkpoints (default: under "
+                             "~/.cache/sktvae/checkpoints, outside the work tree)")
+
+
 def learning_curve(name, folder, make_model, X, evaluate, frames, eval_every,
                    checkpoints=None, restart=False):
     """Train a model one epoch a ``partial_fit`` on ``X`` (sequences drawn afresh each

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import MNIST, learning_curve
+from _common import MNIST, add_curve_arguments, learning_curve
 from sktvae import VAE, SequenceTransformer, TopographicVAE
 from sktvae.datasets import fetch_mnist
 from sktvae.metrics import forecast_error, roll_prediction_accuracy
@@ -64,18 +64,10 @@ def evaluate(est, X_test):
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="tvae", choices=["tvae", "vae"])
-    parser.add_argument("--frames", type=float, default=20e6)
-    parser.add_argument("--eval-every", type=float, default=2e6)
+    add_curve_arguments(parser, HERE / "results" / "generalization")
     parser.add_argument("--train", type=int, default=48000, help="training digits")
     parser.add_argument("--test", type=int, default=300, help="test digits")
     parser.add_argument("--hidden", default="972,648")
-    parser.add_argument("--out", default=str(HERE / "results" / "generalization"))
-    parser.add_argument("--restart", action="store_true",
-                        help="train from scratch, replacing a curve whose checkpoint "
-                             "is missing")
-    parser.add_argument("--checkpoints", default=None,
-                        help="folder of the checkpoints (default: under "
-                             "~/.cache/sktvae/checkpoints, outside the work tree)")
     return parser.parse_args(argv)
 
 

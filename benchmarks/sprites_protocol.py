@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import learning_curve
+from _common import add_curve_arguments, learning_curve
 from sktvae import VAE, FreshSequences, TopographicVAE
 from sktvae._sprites import GRID
 from sktvae.datasets import make_sprite_sequences, sprite_grid_sequences
@@ -84,18 +84,10 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="tvae_partial",
                         choices=["tvae_partial", "tvae_L0", "bubble", "vae"])
-    parser.add_argument("--frames", type=float, default=20e6, help="training budget")
-    parser.add_argument("--eval-every", type=float, default=2e6, help="frames")
+    add_curve_arguments(parser, HERE / "results")
     parser.add_argument("--test", type=int, default=100, help="sequences per factor")
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--shapes", default="square,ellipse,heart")
-    parser.add_argument("--out", default=str(HERE / "results"))
-    parser.add_argument("--restart", action="store_true",
-                        help="train from scratch, replacing a curve whose checkpoint "
-                             "is missing")
-    parser.add_argument("--checkpoints", default=None,
-                        help="folder of the checkpoints (default: under "
-                             "~/.cache/sktvae/checkpoints, outside the work tree)")
     parser.add_argument("--table", action="store_true",
                         help="print the latest point of every model in --out, and train "
                              "nothing")
