@@ -124,8 +124,9 @@ _SAME_AS_MODULE_ = "<sktvae: the same module as module_>"
 def _noting_sigint(net):
     """Hand SIGINT (Ctrl-C) to the handler that was there, and set
     ``net.interrupted_`` when that handler raises ``KeyboardInterrupt`` (Python's
-    does; a program's own handler that returns keeps training going). Yields whether a ``KeyboardInterrupt`` must be taken
-    for a Ctrl-C without being seen: only when SIGINT is handled outside Python.
+    does; a program's own handler that returns keeps training going). Yields whether
+    a ``KeyboardInterrupt`` must be taken for a Ctrl-C without being seen: only when
+    SIGINT is handled outside Python.
 
     Python raises a Ctrl-C's ``KeyboardInterrupt`` in the main thread only, and only
     while SIGINT has Python's handler (or one set in Python, which is wrapped here):
@@ -265,11 +266,9 @@ class TVAENet(NeuralNet):
         checksum saved with them, or that was saved from a model built otherwise, is
         refused by the module.
         """
-        named = dict(f_params=f_params, f_optimizer=f_optimizer, f_criterion=f_criterion,
-                     f_history=f_history, **kwargs)
-        for name, f in named.items():
-            if isinstance(f, (str, os.PathLike)) and not use_safetensors:
-                check_readable(name, f, getattr(self, "optimizer_", None))
+        if not use_safetensors:
+            self._check_files(dict(f_params=f_params, f_optimizer=f_optimizer,
+                                   f_criterion=f_criterion, f_history=f_history, **kwargs))
         history = getattr(checkpoint, "f_history_", None)
         if f_history is None and isinstance(history, (str, os.PathLike)):
             check_readable("f_history", history)
@@ -283,11 +282,14 @@ class TVAENet(NeuralNet):
                 raise
             # the files a skorch Checkpoint names are known only once its history is
             # loaded, inside skorch's load_params
-            files = {k: v for k, v in checkpoint.get_formatted_files(self).items() if v}
-            for name, f in files.items():
-                if isinstance(f, (str, os.PathLike)):
-                    check_readable(name, f, getattr(self, "optimizer_", None))
+            self._check_files(checkpoint.get_formatted_files(self))
             raise
+
+    def _check_files(self, files):
+        """``check_readable`` each of ``files`` (name to path) that is a path."""
+        for name, f in files.items():
+            if isinstance(f, (str, os.PathLike)):
+                check_readable(name, f, getattr(self, "optimizer_", None))
 
 
 class PlainPrintLog(PrintLog):
