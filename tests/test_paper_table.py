@@ -342,3 +342,32 @@ def test_generalization_curves_train_on_fresh_sequences_and_resume(tmp_path, cap
                                       images=(digits[:16], digits[100:104]))
     assert again["frames"] == 4 * 16 * 18
     assert "resuming tvae" in capsys.readouterr().out
+
+
+def test_sprite_study_epochs_arm_repeats_one_draw_and_the_others_redraw():
+    import sprite_capsules
+
+    fixed = sprite_capsules.training_data("epochs", 16, max_sequences=40)
+    fresh = sprite_capsules.training_data("base", 16, max_sequences=40)
+    assert len(fixed) == 10 and len(fresh) == 40
+    rows = np.arange(10)
+    assert torch.equal(fixed.frames(rows, seed=1), fixed.frames(rows, seed=2))
+    assert not torch.equal(fresh.frames(rows, seed=1), fresh.frames(rows, seed=2))
+    assert len(sprite_capsules.training_data("base", 16)) == 50625  # the whole grid
+
+
+@pytest.mark.slow
+def test_sprite_study_arm_trains_and_is_measured_per_shape(tmp_path, capsys):
+    import sprite_capsules
+
+    argv = ["--arm", "K3", "--frames", "400", "--image-size", "16", "--max-sequences", "24",
+            "--test", "4", "--out", str(tmp_path), "--checkpoints", str(tmp_path / "ck")]
+    curve = sprite_capsules.run(sprite_capsules.parse_args(argv))
+    assert curve["frames"] == 2 * 24 * 15
+    assert curve["params"]["capsule_window"] == "3"
+    last = curve["points"][-1]
+    for shape in sprite_capsules.SHAPES:
+        assert set(last[shape]) == {"orientation", "scale"}
+        assert all(-1 <= v <= 1 for v in last[shape].values())
+    table = sprite_capsules.table(tmp_path)
+    assert table.splitlines()[-1].startswith("| K3 | 0.00 M |")

@@ -1,0 +1,124 @@
+"""What makes orientation and scale capsules on the authors' sprites (issue 44, part 5).
+
+Each arm trains the protocol's partial-window TVAE (``sprites_protocol.py``: the
+authors' grid drawn afresh, 15 x 15 capsules, hidden (675, 450), Adam 1e-3, batch 32,
+bfloat16) with one thing changed, to the same number of training frames, and is
+measured after every epoch on the protocol's held-out sequences, per factor and per
+shape (orientation and scale: the shapes' symmetries differ):
+
+* ``base``: K = 1, mu_0 = 30, every grid point a sequence each epoch (50 625).
+* ``K3``: capsule_window 3 instead of 1 (what the authors' TVAE L=0 uses).
+* ``mu10``: mu_0 = 10 instead of 30.
+* ``epochs``: a quarter of the grid points (12 656, a fixed random subset), the same
+  sequences every epoch (no fresh draw), four times the epochs: more epochs against
+  more sequences at equal frames.
+* ``sgd``: the authors' optimizer: SGD lr 1e-4, momentum 0.9, batch 8.
+
+Run: ``OMP_NUM_THREADS=1 python benchmarks/studies/sprite_capsules.py --arm base
+--frames 1.6e6`` (one arm a process, about 20 minutes a million frames on one core of
+a 2-core AMD EPYC); ``--table`` prints the arms' last points. The curves go to
+``benchmarks/results/sprite_study/<arm>.json``; checkpoints, as for the other curves,
+let the same command go on.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from _common import add_curve_arguments, learning_curve  # noqa: E402
+from sprites_protocol import FACTORS, S, evaluate, held_out, make_model  # noqa: E402
+
+from sktvae import FreshSequences  # noqa: E402
+from sktvae.datasets import make_sprite_sequences, sprite_grid_sequences  # noqa: E402
+from sktvae.metrics import capsule_roll_correlation  # noqa: E402
+from sktvae._sprites import GRID  # noqa: E402
+
+SHAPES = ("square", "ellipse", "heart")
+ARMS = {
+    "base": {},
+    "K3": {"capsule_window": 3},
+    "mu10": {"mu_init": 10.0},
+    "epochs": {},
+    "sgd": {"optimizer": "sgd", "lr": 1e-4, "batch_size": 8},
+}
+
+
+def per_shape_tests(n, image_size):
+    """Held-out orientation and scale sequences of each shape alone."""
+    return {(shape, f): make_sprite_sequences(n, S, factors=(f,), path="grid",
+                                              shapes=(shape,), image_size=image_size,
+                                              random_state=300 + 10 * i + j)
+            for i, shape in enumerate(SHAPES) for j, f in enumerate(("orientation", "scale"))}
+
+
+def study_evaluate(est, tests, shape_tests):
+    row = evaluate(est, tests)
+    for (shape, f), (X, factors) in shape_tests.items():
+        row.setdefault(shape, {})[f] = capsule_roll_correlation(
+            est, X, capsule_shape=(15, 15), method="authors",
+            start_index=factors[f"{f}_index"][:, 0], n_values=len(GRID[f]))
+    return row
+
+
+def training_data(arm, image_size, max_sequences=None):
+    """The grid's sequences drawn afresh (``max_sequences``: a random subset of the grid
+    points); for the ``epochs`` arm a quarter of them, the same draw every epoch."""
+    X = sprite_grid_sequences(S, image_size=image_size, random_state=0)
+    n = len(X) if max_sequences is None else min(max_sequences, len(X))
+    n_rows, fresh = (n // 4, False) if arm == "epochs" else (n, True)
+    if n_rows == len(X):
+        return X
+    rows = np.random.RandomState(1).choice(len(X), n_rows, replace=False)
+    return FreshSequences(lambda r, seed: X.draw(rows[r], seed if fresh else X.seed),
+                          n_rows, S, X.frame_shape, seed=X.seed)
+
+
+def table(folder):
+    rows = ["| arm | frames | " + " | ".join(FACTORS) + " | orientation by shape (s/e/h) "
+            "| scale by shape (s/e/h) | log p(x) per frame |",
+            "| --- " * 9 + "|"]
+    for p in sorted(Path(folder).glob("*.json")):
+        last = json.loads(p.read_text())["points"][-1]
+        cells = [f"{last[f]['capcorr_authors']:.2f}" for f in FACTORS]
+        cells += ["/".join(f"{last[s][f]:.2f}" for s in SHAPES) for f in ("orientation",
+                                                                         "scale")]
+        cells.append(f"{np.mean([last[f]['ll_per_frame'] for f in FACTORS]):.1f}")
+        rows.append(f"| {p.stem} | {last['frames'] / 1e6:.2f} M | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--arm", default="base", choices=sorted(ARMS))
+    add_curve_arguments(parser, HERE.parent / "results" / "sprite_study")
+    parser.add_argument("--test", type=int, default=100, help="sequences per factor")
+    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--max-sequences", type=int, default=None,
+                        help="train on this many grid start points (default all)")
+    parser.add_argument("--table", action="store_true",
+                        help="print every arm's last point, and train nothing")
+    return parser.parse_args(argv)
+
+
+def run(args):
+    X = training_data(args.arm, args.image_size, args.max_sequences)
+    tests, shape_tests = held_out(args.test, args.image_size), per_shape_tests(
+        args.test, args.image_size)
+
+    def model():
+        return make_model("tvae_partial").set_params(**ARMS[args.arm])
+
+    return learning_curve(args.arm, args.out, model, X,
+                          lambda est: study_evaluate(est, tests, shape_tests), args.frames,
+                          args.eval_every, args.checkpoints, args.restart)
+
+
+if __name__ == "__main__":
+    arguments = parse_args()
+    print(table(arguments.out)) if arguments.table else run(arguments)
