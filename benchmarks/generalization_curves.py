@@ -19,7 +19,7 @@ Targets: whole-sequence roll >= 0.9 on the unseen combination, frame-alone roll 
 0.6, forecast error <= 0.5 of repeating the last frame at every horizon.
 
 Run: ``OMP_NUM_THREADS=1 python benchmarks/generalization_curves.py --model tvae
---frames 20e6`` and ``--model vae``.
+--frames 20e6`` and ``--model vae``; ``--figure PNG`` draws the curves in ``--out``.
 """
 
 import argparse
@@ -68,6 +68,9 @@ def parse_args(argv=None):
     parser.add_argument("--train", type=int, default=48000, help="training digits")
     parser.add_argument("--test", type=int, default=300, help="test digits")
     parser.add_argument("--hidden", default="972,648")
+    parser.add_argument("--figure", default=None,
+                        help="draw the curves of every model in --out to this PNG, and "
+                             "train nothing")
     return parser.parse_args(argv)
 
 
@@ -85,5 +88,43 @@ def run(args, images=None):
                           args.checkpoints, args.restart)
 
 
+MEASURES = [("roll_sequence", "roll, frame 0 from the whole sequence", 0.9),
+            ("roll_alone", "roll, frame 0 encoded alone", 0.6),
+            ("forecast_to_repeat_last", "forecast MSE / repeat-last (worst horizon)", 0.5),
+            ("ll_per_frame", "log p(x) per frame (nats)", None)]
+
+
+def plot_curves(folder, path):
+    """The learning curves of every model in ``folder`` (their JSON), one panel a
+    measure on the unseen combination, the target dashed."""
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = {p.stem: json.loads(p.read_text()) for p in sorted(Path(folder).glob("*.json"))}
+    fig, axes = plt.subplots(1, len(MEASURES), figsize=(13, 3.2))
+    for ax, (key, label, target) in zip(axes, MEASURES):
+        for name, curve in curves.items():
+            ax.plot([p["frames"] / 1e6 for p in curve["points"]],
+                    [p["rotation+hue"][key] for p in curve["points"]], marker="o",
+                    markersize=3, label=name)
+        if target is not None:
+            ax.axhline(target, linestyle="--", color="0.6", label="target")
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("training frames (M)")
+    axes[0].legend(fontsize=7)
+    fig.suptitle("Figures 1 and 6 the authors' way: rotation and hue together, never "
+                 "seen in training", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 if __name__ == "__main__":
-    run(parse_args())
+    arguments = parse_args()
+    if arguments.figure:
+        plot_curves(arguments.out, arguments.figure)
+    else:
+        run(arguments)

@@ -342,6 +342,8 @@ def test_generalization_curves_train_on_fresh_sequences_and_resume(tmp_path, cap
                                       images=(digits[:16], digits[100:104]))
     assert again["frames"] == 4 * 16 * 18
     assert "resuming tvae" in capsys.readouterr().out
+    generalization_curves.plot_curves(tmp_path, tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").stat().st_size > 0
 
 
 def test_sprite_study_epochs_arm_repeats_one_draw_and_the_others_redraw():
