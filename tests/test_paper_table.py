@@ -373,3 +373,5 @@ def test_sprite_study_arm_trains_and_is_measured_per_shape(tmp_path, capsys):
         assert all(-1 <= v <= 1 for v in last[shape].values())
     table = sprite_capsules.table(tmp_path)
     assert table.splitlines()[-1].startswith("| K3 | 0.00 M |")
+    sprite_capsules.plot_arms(tmp_path, tmp_path / "arms.png")
+    assert (tmp_path / "arms.png").stat().st_size > 0
