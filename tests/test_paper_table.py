@@ -375,3 +375,8 @@ def test_sprite_study_arm_trains_and_is_measured_per_shape(tmp_path, capsys):
     assert table.splitlines()[-1].startswith("| K3 | 0.00 M |")
     sprite_capsules.plot_arms(tmp_path, tmp_path / "arms.png")
     assert (tmp_path / "arms.png").stat().st_size > 0
+    capsys.readouterr()  # the training's lines
+    sprite_capsules.main(["--per-shape", str(tmp_path / "ck" / "K3.joblib"), "--test", "4",
+                          "--image-size", "16"])
+    report = capsys.readouterr().out.splitlines()
+    assert len(report) == 2 + 3 * 3 and report[2].startswith("| square | x | ")

@@ -17,7 +17,8 @@ shape (orientation and scale: the shapes' symmetries differ):
 Run: ``OMP_NUM_THREADS=1 python benchmarks/studies/sprite_capsules.py --arm base
 --frames 3e6`` (one arm a process, about 6 minutes a million frames on one core of a
 2-core AMD EPYC with AVX-512 BF16); ``--table`` prints the arms' last points,
-``--figure PNG`` draws them. The curves go to
+``--figure PNG`` draws them, ``--per-shape JOBLIB`` measures a saved model (a
+checkpoint of ``sprites_protocol.py``) per shape. The curves go to
 ``benchmarks/results/sprite_study/<arm>.json``; checkpoints, as for the other curves,
 let the same command go on.
 """
@@ -27,6 +28,7 @@ import json
 import sys
 from pathlib import Path
 
+import joblib
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
@@ -37,7 +39,10 @@ from sprites_protocol import FACTORS, S, evaluate, held_out, make_model  # noqa:
 
 from sktvae import FreshSequences  # noqa: E402
 from sktvae.datasets import make_sprite_sequences, sprite_grid_sequences  # noqa: E402
-from sktvae.metrics import capsule_roll_correlation  # noqa: E402
+from sktvae.metrics import (  # noqa: E402
+    capsule_roll_correlation,
+    roll_correlation_floor,
+)
 from sktvae._sprites import GRID  # noqa: E402
 
 SHAPES = ("square", "ellipse", "heart")
@@ -65,6 +70,27 @@ def study_evaluate(est, tests, shape_tests):
             est, X, capsule_shape=(15, 15), method="authors",
             start_index=factors[f"{f}_index"][:, 0], n_values=len(GRID[f]))
     return row
+
+
+def shape_report(est, n, image_size):
+    """A trained model per shape and factor: CapCorr the authors' way (its floor), ours,
+    and the likelihood per frame, as Markdown rows."""
+    rows = ["| shape | factor | CapCorr, authors' (floor) | CapCorr, all frames | "
+            "log p(x) per frame |", "| --- " * 5 + "|"]
+    for i, shape in enumerate(SHAPES):
+        for f in ("x", "orientation", "scale"):
+            X, factors = make_sprite_sequences(n, S, factors=(f,), path="grid",
+                                               shapes=(shape,), image_size=image_size,
+                                               random_state=500 + 10 * i)
+            start, n_values = factors[f"{f}_index"][:, 0], len(GRID[f])
+            authors = capsule_roll_correlation(est, X, capsule_shape=(15, 15),
+                                               method="authors", start_index=start,
+                                               n_values=n_values)
+            floor = roll_correlation_floor(start, n_values, 15, random_state=0)
+            ours = capsule_roll_correlation(est, X, capsule_shape=(15, 15))
+            rows.append(f"| {shape} | {f} | {authors:.2f} ({floor:.2f}) | {ours:.2f} | "
+                        f"{est.score(X) / S:.1f} |")
+    return "\n".join(rows)
 
 
 def training_data(arm, image_size, max_sequences=None):
@@ -145,6 +171,9 @@ def parse_args(argv=None):
                         help="print every arm's last point, and train nothing")
     parser.add_argument("--figure", default=None,
                         help="draw every arm's last point to this PNG, and train nothing")
+    parser.add_argument("--per-shape", default=None, metavar="JOBLIB",
+                        help="measure this saved model per shape and factor, and train "
+                             "nothing")
     return parser.parse_args(argv)
 
 
@@ -161,11 +190,18 @@ def run(args):
                           args.eval_every, args.checkpoints, args.restart)
 
 
-if __name__ == "__main__":
-    arguments = parse_args()
+def main(argv=None):
+    arguments = parse_args(argv)
     if arguments.table:
         print(table(arguments.out))
     elif arguments.figure:
         plot_arms(arguments.out, arguments.figure)
+    elif arguments.per_shape:
+        print(shape_report(joblib.load(arguments.per_shape), arguments.test,
+                           arguments.image_size))
     else:
         run(arguments)
+
+
+if __name__ == "__main__":
+    main()
