@@ -128,6 +128,15 @@ def table(folder):
     return "\n".join(rows)
 
 
+def all_frames_ceiling(n_values):
+    """Our all-frames CapCorr for a factor of ``n_values`` grid values stepping through
+    S frames, at best, when the capsules are a function of the frame: frames ``k`` and
+    ``k + n_values`` show one image, so they roll alike (ties go to the smaller roll);
+    1 when ``n_values >= S``."""
+    k = np.arange(1, S)
+    return float(np.corrcoef(k, k % n_values)[0, 1]) if n_values < S else 1.0
+
+
 def plot_curves(folder, path):
     """The learning curves of every model in ``folder`` (their JSON), one row of
     panels a measure, one column a factor: CapCorr both ways (the authors' floor
@@ -152,6 +161,10 @@ def plot_curves(folder, path):
                 if key == "capcorr_authors" and name == next(iter(curves)):
                     ax.plot(frames, [p[f]["authors_floor"] for p in curve["points"]],
                             linestyle="--", color="0.6", label="random-roll floor")
+                if key == "capcorr" and f == "scale" and name == next(iter(curves)):
+                    ax.axhline(all_frames_ceiling(len(GRID[f])), linestyle=":",
+                               color="0.4", label="best a code of the frame can do")
+                    ax.legend(fontsize=6)
                 if key.startswith("capcorr") or key == "roll_accuracy":
                     ax.set_ylim(-0.2, 1.05)
                 if i == 0:

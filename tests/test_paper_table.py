@@ -380,3 +380,16 @@ def test_sprite_study_arm_trains_and_is_measured_per_shape(tmp_path, capsys):
                           "--image-size", "16"])
     report = capsys.readouterr().out.splitlines()
     assert len(report) == 2 + 3 * 3 and report[2].startswith("| square | x | ")
+
+
+def test_all_frames_ceiling_is_what_an_ideal_code_of_the_frame_scores():
+    import sprites_protocol
+    from sktvae.metrics import observed_rolls
+
+    base = np.random.RandomState(0).randn(4, 15)  # 4 capsules of 15 units
+    for n_values in (5, 15):  # scale's grid repeats every 5 frames; x's does not
+        T = np.stack([np.roll(base, k % n_values, axis=-1) for k in range(15)])[None]
+        rolls = observed_rolls(T)[0, 1:]
+        assert np.corrcoef(np.arange(1, 15), rolls)[0, 1] == pytest.approx(
+            sprites_protocol.all_frames_ceiling(n_values))
+    assert sprites_protocol.all_frames_ceiling(5) < 0.25
