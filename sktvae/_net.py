@@ -402,7 +402,7 @@ class StopOnNonFiniteLoss(Callback):
         if getattr(optimizer, "_step_supports_amp_scaling", False):
             optimizer.found_inf = found  # read by its fused step
         elif found.item():  # before this step: nothing skips it otherwise
-            self._fail(net)
+            self._fail(net, "A gradient became non-finite")
 
     def on_batch_end(self, net, batch=None, training=False, loss=None, **kwargs):
         if loss is None or not training or getattr(self, "good_", None) is None:
@@ -442,11 +442,17 @@ class StopOnNonFiniteLoss(Callback):
         if params:  # one read of the device: every test folded into one flag
             flag = torch.zeros((), device=params[0].device)
             _note_non_finite(params, flag)
-            for other in (found, self._at_bound(net), self._loss_past_bound(net)):
+            tests = {"A parameter became non-finite": flag.clone(),
+                     "A gradient became non-finite": found,
+                     "An encoder's log-variance reached its clamp (+-60)": self._at_bound(net),
+                     "A training loss passed 1e20 nats or was not finite":
+                         self._loss_past_bound(net)}
+            for other in tests.values():
                 if other is not None:
                     flag = torch.maximum(flag, other.to(flag.device, flag.dtype))
-            if flag.item():
-                self._fail(net)
+            if flag.item():  # which test fired: read only on failure
+                self._fail(net, "; ".join(name for name, t in tests.items()
+                                          if t is not None and bool(t)))
         if self.pending_ is not None:
             self.good_ = self.pending_
         batches = len(net.history[-1]["batches"]) if len(net.history) else 0
@@ -486,9 +492,7 @@ class StopOnNonFiniteLoss(Callback):
             logvars = [v for v in encode(batch.float())[1::2] if v is not None]
         return torch.stack([v.abs().amax() for v in logvars]).amax() >= _MAX_LOG_VAR
 
-    def _fail(self, net, what="The loss, a gradient or a parameter became non-finite, "
-                              "or the fit reached a bound (an encoder's variance at its "
-                              "clamp, a loss past 1e20 nats)"):
+    def _fail(self, net, what):
         restored = "It was stopped before that step."
         if getattr(self, "good_", None) is not None:
             state, when = self.good_
