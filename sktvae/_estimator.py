@@ -50,8 +50,9 @@ _TRAINING_DOC = """\
     optimizer : {"adam", "adamw", "sgd"} or torch.optim.Optimizer subclass, \
 default="adam"
         The named ones run torch's fused update on CPU and CUDA; ``"sgd"`` is the
-        paper's (momentum 0.9, ``lr=1e-4``, many more epochs). Pass a class, such as
-        ``torch.optim.Adam``, for anything else.
+        paper's (momentum 0.9, many more epochs; its ``lr=1e-4`` is on a loss per
+        frame, the loss here is per sequence: ``lr=1e-4 / sequence_length``). Pass a
+        class, such as ``torch.optim.Adam``, for anything else.
     callbacks : list of skorch callbacks or None, default=None
         Extra skorch callbacks, or ``(name, callback)`` pairs; copied at fit. Those
         that monitor a validation loss need ``train_split``.
