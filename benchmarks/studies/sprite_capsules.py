@@ -131,13 +131,16 @@ def plot_arms(folder, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    order = list(ARMS)  # base first, then the changes
     arms = {p.stem: json.loads(p.read_text())["points"][-1]
-            for p in sorted(Path(folder).glob("*.json"))}
+            for p in sorted(Path(folder).glob("*.json"),
+                            key=lambda p: (order.index(p.stem) if p.stem in order
+                                           else len(order), p.stem))}
     labels = [f"{a}\n{last['frames'] / 1e6:.1f} M" for a, last in arms.items()]
     panels = [("CapCorr, authors' way", FACTORS, lambda last, k: last[k]["capcorr_authors"]),
               ("orientation by shape", SHAPES, lambda last, k: last[k]["orientation"]),
               ("scale by shape", SHAPES, lambda last, k: last[k]["scale"])]
-    fig, axes = plt.subplots(1, 4, figsize=(14, 3.4))
+    fig, axes = plt.subplots(1, 4, figsize=(14, 4))
     x = np.arange(len(arms))
     for ax, (title, keys, value) in zip(axes, panels):
         width = 0.8 / len(keys)
@@ -150,7 +153,7 @@ def plot_arms(folder, path):
                        color="0.6", label="random-roll floor")
         ax.set_title(title, fontsize=9)
         ax.set_ylim(-0.2, 1.05)
-        ax.legend(fontsize=6)
+        ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=4)
     axes[3].plot(x, [np.mean([last[f]["ll_per_frame"] for f in FACTORS])
                      for last in arms.values()], "o", color="0.3")
     axes[3].set_xlim(-0.5, len(arms) - 0.5)
