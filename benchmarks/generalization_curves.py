@@ -19,7 +19,8 @@ Targets: whole-sequence roll >= 0.9 on the unseen combination, frame-alone roll 
 0.6, forecast error <= 0.5 of repeating the last frame at every horizon.
 
 Run: ``OMP_NUM_THREADS=1 python benchmarks/generalization_curves.py --model tvae
---frames 20e6`` and ``--model vae``; ``--figure PNG`` draws the curves in ``--out``.
+--frames 20e6`` and ``--model vae``; ``--table`` prints the curves in ``--out``,
+``--figure PNG`` draws them.
 """
 
 import argparse
@@ -68,6 +69,8 @@ def parse_args(argv=None):
     parser.add_argument("--train", type=int, default=48000, help="training digits")
     parser.add_argument("--test", type=int, default=300, help="test digits")
     parser.add_argument("--hidden", default="972,648")
+    parser.add_argument("--table", action="store_true",
+                        help="print every model's points in --out, and train nothing")
     parser.add_argument("--figure", default=None,
                         help="draw the curves of every model in --out to this PNG, and "
                              "train nothing")
@@ -92,6 +95,21 @@ MEASURES = [("roll_sequence", "roll, frame 0 from the whole sequence", 0.9),
             ("roll_alone", "roll, frame 0 encoded alone", 0.6),
             ("forecast_to_repeat_last", "forecast MSE / repeat-last (worst horizon)", 0.5),
             ("ll_per_frame", "log p(x) per frame (nats)", None)]
+
+
+def table(folder):
+    """Every point of every model in ``folder`` as a Markdown table."""
+    import json
+
+    rows = ["| model | frames | roll, whole sequence | roll, frame alone | forecast / "
+            "repeat-last (worst horizon) | log p(x) per frame |", "| --- " * 6 + "|"]
+    for p in sorted(Path(folder).glob("*.json")):
+        for point in json.loads(p.read_text())["points"]:
+            r = point["rotation+hue"]
+            rows.append(f"| {p.stem} | {point['frames'] / 1e6:.2f} M | "
+                        f"{r['roll_sequence']:.3f} | {r['roll_alone']:.3f} | "
+                        f"{r['forecast_to_repeat_last']:.2f} | {r['ll_per_frame']:.1f} |")
+    return "\n".join(rows)
 
 
 def plot_curves(folder, path):
@@ -124,7 +142,9 @@ def plot_curves(folder, path):
 
 if __name__ == "__main__":
     arguments = parse_args()
-    if arguments.figure:
+    if arguments.table:
+        print(table(arguments.out))
+    elif arguments.figure:
         plot_curves(arguments.out, arguments.figure)
     else:
         run(arguments)

@@ -342,6 +342,7 @@ def test_generalization_curves_train_on_fresh_sequences_and_resume(tmp_path, cap
                                       images=(digits[:16], digits[100:104]))
     assert again["frames"] == 4 * 16 * 18
     assert "resuming tvae" in capsys.readouterr().out
+    assert len(generalization_curves.table(tmp_path).splitlines()) == 2 + len(again["points"])
     generalization_curves.plot_curves(tmp_path, tmp_path / "curves.png")
     assert (tmp_path / "curves.png").stat().st_size > 0
 
