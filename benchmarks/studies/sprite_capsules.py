@@ -109,17 +109,24 @@ def training_data(arm, image_size, max_sequences=None):
                           n_rows, S, X.frame_shape, seed=X.seed)
 
 
+def last_points(folder):
+    """The last point of every arm's curve in ``folder``, base first, then the changes."""
+    order = list(ARMS)
+    paths = sorted(Path(folder).glob("*.json"), key=lambda p: (
+        order.index(p.stem) if p.stem in order else len(order), p.stem))
+    return {p.stem: json.loads(p.read_text())["points"][-1] for p in paths}
+
+
 def table(folder):
     rows = ["| arm | frames | " + " | ".join(FACTORS) + " | orientation by shape (s/e/h) "
             "| scale by shape (s/e/h) | log p(x) per frame |",
             "| --- " * 9 + "|"]
-    for p in sorted(Path(folder).glob("*.json")):
-        last = json.loads(p.read_text())["points"][-1]
+    for arm, last in last_points(folder).items():
         cells = [f"{last[f]['capcorr_authors']:.2f}" for f in FACTORS]
         cells += ["/".join(f"{last[s][f]:.2f}" for s in SHAPES) for f in ("orientation",
                                                                          "scale")]
         cells.append(f"{np.mean([last[f]['ll_per_frame'] for f in FACTORS]):.1f}")
-        rows.append(f"| {p.stem} | {last['frames'] / 1e6:.2f} M | " + " | ".join(cells) + " |")
+        rows.append(f"| {arm} | {last['frames'] / 1e6:.2f} M | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 
@@ -131,11 +138,7 @@ def plot_arms(folder, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    order = list(ARMS)  # base first, then the changes
-    arms = {p.stem: json.loads(p.read_text())["points"][-1]
-            for p in sorted(Path(folder).glob("*.json"),
-                            key=lambda p: (order.index(p.stem) if p.stem in order
-                                           else len(order), p.stem))}
+    arms = last_points(folder)
     labels = [f"{a}\n{last['frames'] / 1e6:.1f} M" for a, last in arms.items()]
     panels = [("CapCorr, authors' way", FACTORS, lambda last, k: last[k]["capcorr_authors"]),
               ("orientation by shape", SHAPES, lambda last, k: last[k]["orientation"]),
