@@ -270,7 +270,7 @@ def _sprite_sequences(shape, moving, values, image_size):
 
 def sprite_grid_sequences(sequence_length: int = 15, *, factors: tuple[str, ...] = FACTORS,
                           shapes: tuple[str, ...] = SHAPES, image_size: int = 64,
-                          random_state=None) -> FreshSequences:
+                          dsprites=None, random_state=None) -> FreshSequences:
     """The authors' sprite training set, drawn afresh every epoch.
 
     One sequence starts at every point of the authors' grid (``shapes`` x 5 scales x 15
@@ -290,6 +290,9 @@ def sprite_grid_sequences(sequence_length: int = 15, *, factors: tuple[str, ...]
         The shapes of the grid.
     image_size : int, default=64
         Side of each frame in pixels.
+    dsprites : Bunch or None, default=None
+        The real archive (:func:`~sktvae.datasets.fetch_dsprites`' result): frames are
+        its images at the grid points instead of drawn here (``image_size`` must be 64).
     random_state : int, RandomState instance or None, default=None
         Seeds the fixed draw (the one seen outside training).
 
@@ -319,9 +322,13 @@ def sprite_grid_sequences(sequence_length: int = 15, *, factors: tuple[str, ...]
     sizes = (len(codes), *(len(GRID[name]) for name in order))
     axes = np.meshgrid(np.arange(len(codes)), *(np.arange(s) for s in sizes[1:]),
                        indexing="ij")
-    bank = make_sprites(codes[axes[0].ravel()],
-                        *(GRID[name][a.ravel()] for name, a in zip(order, axes[1:])),
-                        image_size=image_size).astype(np.uint8)
+    if dsprites is None:
+        bank = make_sprites(codes[axes[0].ravel()],
+                            *(GRID[name][a.ravel()] for name, a in zip(order, axes[1:])),
+                            image_size=image_size).astype(np.uint8)
+    else:
+        bank = _dsprites_bank(dsprites, codes[axes[0].ravel()],
+                              *(a.ravel() for a in axes[1:]), image_size=image_size)
     bank = torch.from_numpy(bank)
     start = np.stack([a.ravel() for a in axes], 1)  # (n, 5): shape, then the factors
     moving_axis = np.asarray([1 + order.index(f) for f in factors])
@@ -343,3 +350,41 @@ def sprite_grid_sequences(sequence_length: int = 15, *, factors: tuple[str, ...]
 
     seed = check_random_state(random_state).randint(2 ** 31 - 1)
     return FreshSequences(draw, len(start), S, (1, image_size, image_size), seed=seed)
+
+
+# The authors' grid in dSprites' classes: scales 1-5 of 0-5; orientations, x and y every
+# second of the first 30 of 40, 32 and 32.
+_DSPRITES_CLASSES = {"scale": 1 + np.arange(5), "orientation": np.arange(0, 30, 2),
+                     "x": np.arange(0, 30, 2), "y": np.arange(0, 30, 2)}
+
+
+def _dsprites_bank(dsprites, shape, scale, orientation, x, y, image_size):
+    """The images of the real archive at grid indices ``(shape code, scale, orientation,
+    x, y)``, ``(n, 4096)`` uint8, found by their factor classes."""
+    if image_size != 64:
+        raise ValueError(f"image_size must be 64 with dsprites= (its images are 64 x 64); "
+                         f"got {image_size!r}.")
+    images = getattr(dsprites, "images", None)
+    classes = getattr(dsprites, "factor_classes", None)
+    if images is None or classes is None:
+        raise TypeError("dsprites must be fetch_dsprites()' result (a Bunch with images "
+                        f"and factor_classes); got {type(dsprites).__name__}.")
+    images, classes = np.asarray(images), np.asarray(classes)
+    dims = (1, 3, 6, 40, 32, 32)  # color, shape, scale, orientation, x, y
+    if images.shape[1:] != (64, 64) or classes.shape != (len(images), len(dims)) or (
+            classes < 0).any() or (classes >= np.asarray(dims)).any():
+        raise ValueError("dsprites must hold images (n, 64, 64) and factor_classes (n, 6) "
+                         "within dSprites' grid; got images "
+                         f"{images.shape} and factor_classes {classes.shape}.")
+    row = np.full(math.prod(dims), -1, np.int64)
+    row[np.ravel_multi_index(tuple(classes.T), dims)] = np.arange(len(classes))
+    wanted = np.ravel_multi_index((np.zeros_like(shape), shape,
+                                   _DSPRITES_CLASSES["scale"][scale],
+                                   _DSPRITES_CLASSES["orientation"][orientation],
+                                   _DSPRITES_CLASSES["x"][x], _DSPRITES_CLASSES["y"][y]), dims)
+    found = row[wanted]
+    if (found < 0).any():
+        raise ValueError(f"dsprites lacks {int((found < 0).sum())} of the grid's "
+                         f"{len(found)} images (shape, scale, orientation, x, y classes "
+                         "of the authors' grid): pass the whole archive.")
+    return images[found].reshape(len(found), -1).astype(np.uint8)

@@ -9,7 +9,12 @@ import pytest
 
 from sktvae import datasets
 from sktvae._sprites import _MARGIN
-from sktvae.datasets import fetch_dsprites, make_sprite_sequences, make_sprites
+from sktvae.datasets import (
+    fetch_dsprites,
+    make_sprite_sequences,
+    make_sprites,
+    sprite_grid_sequences,
+)
 from sktvae.metrics import capsule_roll_correlation
 
 from conftest import tiny_tvae
@@ -313,3 +318,44 @@ def test_fetch_dsprites_refuses_files_that_are_not_dsprites(tmp_path):
             assert str(damaged) in str(error)
         else:  # a flip the format cannot see must still give dSprites' shapes
             assert data.images.shape == (2, 64, 64)
+
+
+def _fake_dsprites(shapes=(0,)):
+    """An archive holding the grid's images of ``shapes``, each image's first row
+    holding its own six factor classes (the real one holds sprites)."""
+    from sklearn.utils import Bunch
+
+    axes = np.meshgrid(np.zeros(1, int), np.asarray(shapes), 1 + np.arange(5),
+                       np.arange(0, 30, 2), np.arange(0, 30, 2), np.arange(0, 30, 2),
+                       indexing="ij")
+    classes = np.stack([a.ravel() for a in axes], 1)[::-1].copy()  # any order will do
+    images = np.zeros((len(classes), 64, 64), np.uint8)
+    images[:, 0, :6] = classes
+    return Bunch(images=images, factor_classes=classes)
+
+
+def test_sprite_grid_sequences_take_the_real_archive_s_images_at_the_grid():
+    X = sprite_grid_sequences(15, shapes=("square",), dsprites=_fake_dsprites(),
+                              random_state=0)
+    assert X.shape == (5 * 15 ** 3, 15 * 64 * 64)
+    rows = np.random.RandomState(0).choice(len(X), 200, replace=False)
+    seen = X.frames(rows, seed=3).numpy()[:, :, :6].astype(int)  # (n, S, 6) classes
+    start = np.stack(np.unravel_index(rows, (1, 5, 15, 15, 15)), 1)  # shape, sc, or, x, y
+    np.testing.assert_array_equal(seen[:, 0, 2:], np.stack(
+        [1 + start[:, 1], 2 * start[:, 2], 2 * start[:, 3], 2 * start[:, 4]], 1))
+    steps = np.diff(seen, axis=1)  # one factor moves one grid value a frame, wrapping
+    moving = (steps != 0).any(1)
+    assert (moving.sum(1) == 1).all() and not moving[:, :2].any()
+    for col, step, wrap in ((2, 1, -4), (3, 2, -28), (4, 2, -28), (5, 2, -28)):
+        moved = steps[moving[:, col], :, col]
+        assert np.isin(moved, (step, wrap)).all()
+
+
+def test_sprite_grid_sequences_refuse_an_incomplete_archive_or_another_size():
+    fake = _fake_dsprites()
+    with pytest.raises(ValueError, match="lacks 33750 of the grid's 50625 images"):
+        sprite_grid_sequences(15, dsprites=fake)  # the ellipse and heart are missing
+    with pytest.raises(ValueError, match="image_size must be 64 with dsprites="):
+        sprite_grid_sequences(15, shapes=("square",), image_size=32, dsprites=fake)
+    with pytest.raises(TypeError, match="dsprites must be fetch_dsprites"):
+        sprite_grid_sequences(15, shapes=("square",), dsprites=np.zeros((3, 64, 64)))
