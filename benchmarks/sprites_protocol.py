@@ -159,12 +159,13 @@ def plot_curves(folder, path):
                 line, = ax.plot(frames, [p[f][key] for p in curve["points"]], marker="o",
                                 markersize=3, label=name)
                 if key == "capcorr_authors" and name == next(iter(curves)):
-                    ax.plot(frames, [p[f]["authors_floor"] for p in curve["points"]],
-                            linestyle="--", color="0.6", label="random-roll floor")
+                    # the floor of the fixed test sequences, the same for every model
+                    ax.axhline(curve["points"][-1][f]["authors_floor"], linestyle="--",
+                               color="0.6", label="random-roll floor")
                 if key == "capcorr" and f == "scale" and name == next(iter(curves)):
-                    ax.axhline(all_frames_ceiling(len(GRID[f])), linestyle=":",
-                               color="0.4", label="best a code of the frame can do")
-                    ax.legend(fontsize=6)
+                    ceiling = ax.axhline(all_frames_ceiling(len(GRID[f])), linestyle=":",
+                                         color="0.4", label="best a code of the frame can do")
+                    ax.legend(handles=[ceiling], fontsize=6)
                 if key.startswith("capcorr") or key == "roll_accuracy":
                     ax.set_ylim(-0.2, 1.05)
                 if i == 0:
