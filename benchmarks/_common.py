@@ -163,6 +163,21 @@ def add_curve_arguments(parser, out):
     parser.add_argument("--checkpoints", default=None,
                         help="folder of the checkpoints (default: under "
                              "~/.cache/sktvae/checkpoints, outside the work tree)")
+    parser.add_argument("--table", action="store_true",
+                        help="print the curves in --out as a table, and train nothing")
+    parser.add_argument("--figure", default=None,
+                        help="draw the curves in --out to this PNG, and train nothing")
+
+
+def curve_main(args, table, plot_curves, run):
+    """What a learning-curve benchmark does with its options: print the table of the
+    curves in ``--out``, draw them, or train."""
+    if args.table:
+        print(table(args.out))
+    elif args.figure:
+        plot_curves(args.out, args.figure)
+    else:
+        run(args)
 
 
 def learning_curve(name, folder, make_model, X, evaluate, frames, eval_every,

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import MNIST, add_curve_arguments, learning_curve
+from _common import MNIST, add_curve_arguments, curve_main, learning_curve
 from sktvae import VAE, SequenceTransformer, TopographicVAE
 from sktvae.datasets import fetch_mnist
 from sktvae.metrics import forecast_error, roll_prediction_accuracy
@@ -69,11 +69,6 @@ def parse_args(argv=None):
     parser.add_argument("--train", type=int, default=48000, help="training digits")
     parser.add_argument("--test", type=int, default=300, help="test digits")
     parser.add_argument("--hidden", default="972,648")
-    parser.add_argument("--table", action="store_true",
-                        help="print every model's points in --out, and train nothing")
-    parser.add_argument("--figure", default=None,
-                        help="draw the curves of every model in --out to this PNG, and "
-                             "train nothing")
     return parser.parse_args(argv)
 
 
@@ -142,9 +137,4 @@ def plot_curves(folder, path):
 
 if __name__ == "__main__":
     arguments = parse_args()
-    if arguments.table:
-        print(table(arguments.out))
-    elif arguments.figure:
-        plot_curves(arguments.out, arguments.figure)
-    else:
-        run(arguments)
+    curve_main(arguments, table, plot_curves, run)

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import add_curve_arguments, learning_curve
+from _common import add_curve_arguments, curve_main, learning_curve
 from sktvae import VAE, FreshSequences, TopographicVAE
 from sktvae._sprites import GRID
 from sktvae.datasets import make_sprite_sequences, sprite_grid_sequences
@@ -90,12 +90,6 @@ def parse_args(argv=None):
     parser.add_argument("--test", type=int, default=100, help="sequences per factor")
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--shapes", default="square,ellipse,heart")
-    parser.add_argument("--table", action="store_true",
-                        help="print the latest point of every model in --out, and train "
-                             "nothing")
-    parser.add_argument("--figure", default=None,
-                        help="draw the curves of every model in --out to this PNG, and "
-                             "train nothing")
     parser.add_argument("--max-sequences", type=int, default=None,
                         help="train on this many grid start points (a fixed random "
                              "subset; default all, as the authors)")
@@ -182,9 +176,4 @@ def plot_curves(folder, path):
 
 if __name__ == "__main__":
     arguments = parse_args()
-    if arguments.table:
-        print(table(arguments.out))
-    elif arguments.figure:
-        plot_curves(arguments.out, arguments.figure)
-    else:
-        run(arguments)
+    curve_main(arguments, table, plot_curves, run)

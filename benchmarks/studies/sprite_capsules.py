@@ -36,7 +36,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from _common import add_curve_arguments, learning_curve  # noqa: E402
+from _common import add_curve_arguments, curve_main, learning_curve  # noqa: E402
 from sprites_protocol import FACTORS, S, evaluate, held_out, make_model  # noqa: E402
 
 from sktvae import FreshSequences  # noqa: E402
@@ -176,10 +176,6 @@ def parse_args(argv=None):
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--max-sequences", type=int, default=None,
                         help="train on this many grid start points (default all)")
-    parser.add_argument("--table", action="store_true",
-                        help="print every arm's last point, and train nothing")
-    parser.add_argument("--figure", default=None,
-                        help="draw every arm's last point to this PNG, and train nothing")
     parser.add_argument("--per-shape", default=None, metavar="JOBLIB",
                         help="measure this saved model per shape and factor, and train "
                              "nothing")
@@ -201,15 +197,11 @@ def run(args):
 
 def main(argv=None):
     arguments = parse_args(argv)
-    if arguments.table:
-        print(table(arguments.out))
-    elif arguments.figure:
-        plot_arms(arguments.out, arguments.figure)
-    elif arguments.per_shape:
+    if arguments.per_shape:
         print(shape_report(joblib.load(arguments.per_shape), arguments.test,
                            arguments.image_size))
     else:
-        run(arguments)
+        curve_main(arguments, table, plot_arms, run)
 
 
 if __name__ == "__main__":
