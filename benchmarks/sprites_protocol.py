@@ -66,16 +66,22 @@ def held_out(n_per_factor, image_size):
             for i, f in enumerate(FACTORS)}
 
 
+def authors_capcorr(est, X, factors, factor):
+    """CapCorr the authors' way on sequences of ``factor`` alone, and its random-roll floor."""
+    start, n_values = factors[f"{factor}_index"][:, 0], len(GRID[factor])
+    value = capsule_roll_correlation(est, X, capsule_shape=(C, C), method="authors",
+                                     start_index=start, n_values=n_values)
+    return value, roll_correlation_floor(start, n_values, C, random_state=0)
+
+
 def evaluate(est, tests):
     row = {}
     for f, (X, factors) in tests.items():
-        start, n_values = factors[f"{f}_index"][:, 0], len(GRID[f])
+        authors, floor = authors_capcorr(est, X, factors, f)
         row[f] = {
             "capcorr": capsule_roll_correlation(est, X, capsule_shape=(C, C)),
-            "capcorr_authors": capsule_roll_correlation(
-                est, X, capsule_shape=(C, C), method="authors", start_index=start,
-                n_values=n_values),
-            "authors_floor": roll_correlation_floor(start, n_values, C, random_state=0),
+            "capcorr_authors": authors,
+            "authors_floor": floor,
             "roll_accuracy": roll_prediction_accuracy(est, X, capsule_shape=(C, C)),
             "ll_per_frame": est.score(X) / S,
         }

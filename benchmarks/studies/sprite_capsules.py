@@ -37,15 +37,19 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from _common import add_curve_arguments, curve_main, learning_curve  # noqa: E402
-from sprites_protocol import FACTORS, S, evaluate, held_out, make_model  # noqa: E402
+from sprites_protocol import (  # noqa: E402
+    FACTORS,
+    C,
+    S,
+    authors_capcorr,
+    evaluate,
+    held_out,
+    make_model,
+)
 
 from sktvae import FreshSequences  # noqa: E402
 from sktvae.datasets import make_sprite_sequences, sprite_grid_sequences  # noqa: E402
-from sktvae.metrics import (  # noqa: E402
-    capsule_roll_correlation,
-    roll_correlation_floor,
-)
-from sktvae._sprites import GRID  # noqa: E402
+from sktvae.metrics import capsule_roll_correlation  # noqa: E402
 
 SHAPES = ("square", "ellipse", "heart")
 ARMS = {
@@ -69,9 +73,7 @@ def per_shape_tests(n, image_size):
 def study_evaluate(est, tests, shape_tests):
     row = evaluate(est, tests)
     for (shape, f), (X, factors) in shape_tests.items():
-        row.setdefault(shape, {})[f] = capsule_roll_correlation(
-            est, X, capsule_shape=(15, 15), method="authors",
-            start_index=factors[f"{f}_index"][:, 0], n_values=len(GRID[f]))
+        row.setdefault(shape, {})[f] = authors_capcorr(est, X, factors, f)[0]
     return row
 
 
@@ -85,12 +87,8 @@ def shape_report(est, n, image_size):
             X, factors = make_sprite_sequences(n, S, factors=(f,), path="grid",
                                                shapes=(shape,), image_size=image_size,
                                                random_state=500 + 10 * i)
-            start, n_values = factors[f"{f}_index"][:, 0], len(GRID[f])
-            authors = capsule_roll_correlation(est, X, capsule_shape=(15, 15),
-                                               method="authors", start_index=start,
-                                               n_values=n_values)
-            floor = roll_correlation_floor(start, n_values, 15, random_state=0)
-            ours = capsule_roll_correlation(est, X, capsule_shape=(15, 15))
+            authors, floor = authors_capcorr(est, X, factors, f)
+            ours = capsule_roll_correlation(est, X, capsule_shape=(C, C))
             rows.append(f"| {shape} | {f} | {authors:.2f} ({floor:.2f}) | {ours:.2f} | "
                         f"{est.score(X) / S:.1f} |")
     return "\n".join(rows)
