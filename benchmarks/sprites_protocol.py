@@ -20,7 +20,9 @@ epoch (``<model>.joblib``): run the same command again to go on from the last on
 Run (one model per process, one thread; the partial-window TVAE trains about 1 000
 frames a second on one core of a 2-core AMD EPYC with AVX-512 BF16):
 ``OMP_NUM_THREADS=1 python benchmarks/sprites_protocol.py --model tvae_partial
---frames 20e6`` and likewise ``--model vae``, ``tvae_L0``, ``bubble``.
+--frames 20e6`` and likewise ``--model vae``, ``tvae_L0``, ``bubble``. ``--table``
+prints the curves, ``--figure PNG`` draws them, ``--null JOBLIB`` places a saved model's
+CapCorr the authors' way against its nulls (``null_report``).
 """
 
 import argparse
@@ -35,6 +37,7 @@ from sktvae._sprites import GRID
 from sktvae.datasets import make_sprite_sequences, sprite_grid_sequences
 from sktvae.metrics import (
     capsule_roll_correlation,
+    observed_rolls,
     roll_correlation_floor,
     roll_prediction_accuracy,
 )
@@ -99,6 +102,9 @@ def parse_args(argv=None):
     parser.add_argument("--max-sequences", type=int, default=None,
                         help="train on this many grid start points (a fixed random "
                              "subset; default all, as the authors)")
+    parser.add_argument("--null", default=None, metavar="JOBLIB",
+                        help="place this saved model's CapCorr against its nulls (the "
+                             "random-roll floor, its own rolls shuffled), and train nothing")
     return parser.parse_args(argv)
 
 
@@ -135,6 +141,34 @@ def all_frames_ceiling(n_values):
     1 when ``n_values >= S``."""
     k = np.arange(1, S)
     return float(np.corrcoef(k, k % n_values)[0, 1]) if n_values < S else 1.0
+
+
+def null_report(est, tests, n_shuffles=2000, seed=0):
+    """Where a model's CapCorr the authors' way sits against two nulls, per factor
+    (Markdown rows): the random-roll floor (uniform rolls), and the 95th percentile of
+    the model's own observed rolls shuffled among the sequences whose true roll is not 0;
+    with the share of pairs whose observed roll is 0 and the mean circular grid
+    distance between frame 0 and its pair where the roll is 0 and where it is not."""
+    rng = np.random.RandomState(seed)
+    rows = ["| factor | CapCorr, authors' | floor | shuffled, 95th percentile | roll 0 | "
+            "distance where roll 0 / not |", "| --- " * 6 + "|"]
+    for f, (X, factors) in tests.items():
+        start, n_values = factors[f"{f}_index"][:, 0], len(GRID[f])
+        T = est.transform(X).reshape(len(X), S, C, C)
+        pair = (n_values - start) % n_values  # the first frame at grid index 0
+        rolls = (-observed_rolls(np.stack([T[:, 0], T[np.arange(len(X)), pair]], 1))
+                 [:, 1]) % C
+        value, floor = authors_capcorr(est, X, factors, f)
+        moved, shuffled = start != 0, rolls.copy()
+        null = []
+        for _ in range(n_shuffles):
+            shuffled[moved] = rng.permutation(rolls[moved])
+            null.append(np.corrcoef(shuffled, start)[0, 1] if shuffled.std() else 0.0)
+        distance, still = np.minimum(start, n_values - start), rolls == 0
+        apart = [f"{distance[m].mean():.1f}" if m.any() else "-" for m in (still, ~still)]
+        rows.append(f"| {f} | {value:.2f} | {floor:.2f} | {np.quantile(null, 0.95):.2f} | "
+                    f"{still.mean():.2f} | {' / '.join(apart)} |")
+    return "\n".join(rows)
 
 
 def plot_curves(folder, path):
@@ -180,6 +214,16 @@ def plot_curves(folder, path):
     fig.savefig(path, dpi=110)
 
 
+def main(argv=None):
+    arguments = parse_args(argv)
+    if arguments.null:
+        import joblib
+
+        print(null_report(joblib.load(arguments.null),
+                          held_out(arguments.test, arguments.image_size)))
+    else:
+        curve_main(arguments, table, plot_curves, run)
+
+
 if __name__ == "__main__":
-    arguments = parse_args()
-    curve_main(arguments, table, plot_curves, run)
+    main()

@@ -7,6 +7,7 @@ are measured by the benchmark itself, not here.
 import sys
 from pathlib import Path
 
+import joblib
 import numpy as np
 import pytest
 import torch
@@ -298,6 +299,17 @@ def test_sprites_protocol_trains_resumes_and_draws(tmp_path, capsys):
         json.dumps(first["points"]))
     assert "resuming tvae_partial" in capsys.readouterr().out
     assert (tmp_path / "checkpoints" / "tvae_partial.joblib").exists()
+    # --null places the saved model's CapCorr against its nulls, one row a factor
+    saved = tmp_path / "checkpoints" / "tvae_partial.joblib"
+    sprites_protocol.main(["--null", str(saved), "--test", "6", "--image-size", "16"])
+    rows = capsys.readouterr().out.splitlines()[2:]
+    tests, est = sprites_protocol.held_out(6, 16), joblib.load(saved)
+    assert len(rows) == len(tests) == 4
+    for row, (factor, (X, factors)) in zip(rows, tests.items()):
+        cells = row.strip("| ").split(" | ")
+        value, floor = sprites_protocol.authors_capcorr(est, X, factors, factor)
+        assert cells[:3] == [factor, f"{value:.2f}", f"{floor:.2f}"]
+        assert -1 <= float(cells[3]) <= 1 and 0 <= float(cells[4]) <= 1
     (tmp_path / "checkpoints" / "tvae_partial.joblib").unlink()  # another machine
     with pytest.raises(FileNotFoundError, match="checkpoint .* is missing"):
         sprites_protocol.run(sprites_protocol.parse_args(argv))
