@@ -133,6 +133,7 @@ def plot_curves(folder, path):
                  "seen in training", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 if __name__ == "__main__":

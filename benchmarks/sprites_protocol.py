@@ -212,6 +212,7 @@ def plot_curves(folder, path):
     fig.suptitle("Table 2 the authors' way: learning curves (held-out sequences)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def main(argv=None):

@@ -164,6 +164,7 @@ def plot_arms(folder, path):
     fig.suptitle("What makes orientation and scale capsules: one change an arm", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def parse_args(argv=None):
