@@ -38,3 +38,14 @@ def rolling_sequences(n, S=4, D=4, C=2, seed=0):
 @pytest.fixture
 def X():
     return np.random.default_rng(0).random((24, 4 * 6)).astype(np.float32)
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Figures a test draws are closed after it (plotting functions leave theirs open for
+    the user), so the suite does not pile up more than matplotlib's 20."""
+    yield
+    import sys
+
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")
