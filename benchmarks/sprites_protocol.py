@@ -35,6 +35,7 @@ from _common import add_curve_arguments, curve_main, learning_curve
 from sktvae import VAE, FreshSequences, TopographicVAE
 from sktvae._sprites import GRID
 from sktvae.datasets import make_sprite_sequences, sprite_grid_sequences
+from sktvae.metrics import _authors_pairs, _roll_correlation  # the metric's own pieces
 from sktvae.metrics import (
     capsule_roll_correlation,
     observed_rolls,
@@ -154,17 +155,17 @@ def null_report(est, tests, n_shuffles=2000, seed=0):
             "distance where roll 0 / not |", "| --- " * 6 + "|"]
     for f, (X, factors) in tests.items():
         start, n_values = factors[f"{f}_index"][:, 0], len(GRID[f])
+        pair, shifts = _authors_pairs(start, n_values, len(X), S)  # as the metric pairs
         T = est.transform(X).reshape(len(X), S, C, C)
-        pair = (n_values - start) % n_values  # the first frame at grid index 0
-        rolls = (-observed_rolls(np.stack([T[:, 0], T[np.arange(len(X)), pair]], 1))
-                 [:, 1]) % C
-        value, floor = authors_capcorr(est, X, factors, f)
+        rolls = (-observed_rolls(np.stack([T[:, 0], T[np.arange(len(X)), pair]], 1))) % C
+        value = _roll_correlation(shifts, rolls)  # (n, 2) rolls: the metric's CapCorr
+        floor = roll_correlation_floor(start, n_values, C, random_state=0)
         moved, shuffled = start != 0, rolls.copy()
         null = []
         for _ in range(n_shuffles):
-            shuffled[moved] = rng.permutation(rolls[moved])
-            null.append(np.corrcoef(shuffled, start)[0, 1] if shuffled.std() else 0.0)
-        distance, still = np.minimum(start, n_values - start), rolls == 0
+            shuffled[moved, 1] = rng.permutation(rolls[moved, 1])
+            null.append(_roll_correlation(shifts, shuffled))
+        distance, still = np.minimum(start, n_values - start), rolls[:, 1] == 0
         apart = [f"{distance[m].mean():.1f}" if m.any() else "-" for m in (still, ~still)]
         rows.append(f"| {f} | {value:.2f} | {floor:.2f} | {np.quantile(null, 0.95):.2f} | "
                     f"{still.mean():.2f} | {' / '.join(apart)} |")
